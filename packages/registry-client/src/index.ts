@@ -1,1 +1,17 @@
-export {};
+export * from './errors.js';
+export { sha256Digest, parseDigest, isValidDigest, digestOf, type DigestAlgorithm } from './digest.js';
+export { parseReference, makeReference, withDigest, DEFAULT_REGISTRY, type Reference } from './reference.js';
+export * from './types.js';
+export { platformScore } from './platform.js';
+export { ContentStore, type IngestExpectation } from './content-store.js';
+export { RegistryClient, MAX_MANIFEST_BYTES, type RegistryClientOptions, type ResolvedImage } from './client.js';
+export { parseChallenges, type Challenge } from './auth/challenge.js';
+export {
+  dockerConfigCredentials,
+  staticCredentials,
+  parseDockerConfig,
+  dockerConfigPath,
+  type CredentialSource,
+  type Credentials,
+} from './auth/docker-config.js';
+export { isLoopbackHost, type RetryOptions } from './transport.js';

@@ -1,1 +1,77 @@
-export {};
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { runBuild } from './build-command.js';
+import { formatError } from './format-error.js';
+
+const VERSION = '0.1.0';
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  await yargs(argv)
+    .scriptName('stowage')
+    .usage('$0 <command> [options]\n\nDaemonless, rootless container image builder for Dockerfiles.')
+    .command(
+      'build [context]',
+      'Build an image from a Dockerfile',
+      (y) => y
+        .positional('context', { type: 'string', default: '.', describe: 'Build context directory' })
+        .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile)' })
+        .option('tag', { alias: 't', type: 'string', array: true, default: [] as string[], describe: 'Name and tag for the image (repeatable)' })
+        .option('target', { type: 'string', describe: 'Build the named stage and stop there' })
+        .option('build-arg', { type: 'string', array: true, default: [] as string[], describe: 'Build-time variable K=V (repeatable)' })
+        .option('output', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'Output: type=oci,dest=FILE | dest=FILE | FILE' })
+        .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant] (default: this host)' })
+        .option('registry-mirror', { type: 'string', array: true, default: [] as string[], describe: 'Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable)' })
+        .option('insecure-registry', { type: 'string', array: true, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP (repeatable)' })
+        .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
+        .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
+        .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
+        .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output' })
+        .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
+        .example('$0 build -t hello -o type=oci,dest=hello.tar .', 'Build ./Dockerfile into an OCI image tarball')
+        .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
+        .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
+      async (args) => {
+        try {
+          exitCode = await runBuild({
+            context: args.context ?? '.',
+            file: args.file,
+            tags: args.tag,
+            target: args.target,
+            buildArgs: args['build-arg'],
+            outputs: args.output,
+            platform: args.platform,
+            mirrors: args['registry-mirror'],
+            insecureRegistries: args['insecure-registry'],
+            network: args.network,
+            snapshotter: args.snapshotter,
+            root: args.root,
+          });
+        } catch (err) {
+          process.stderr.write(`${formatError(err, args.debug)}\n`);
+          exitCode = 1;
+        }
+      },
+    )
+    .demandCommand(1, 'give a command, e.g. stowage build .')
+    .strict()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`error: ${msg}\nRun "stowage --help" for usage.\n`);
+      process.exit(2);
+    })
+    .parseAsync();
+  return exitCode;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${formatError(err, process.argv.includes('--debug'))}\n`);
+    process.exit(1);
+  },
+);

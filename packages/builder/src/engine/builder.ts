@@ -1,0 +1,543 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { posix, resolve as resolvePath, basename } from 'node:path';
+import {
+  ContentStore, MediaTypes, RegistryClient, hostPlatform, parseReference,
+  type Descriptor, type ImageConfig, type Platform,
+} from '@stowage/registry-client';
+import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
+import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
+import { BuildError, InstructionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
+import { runStep } from '../runtime/runc.js';
+import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
+import { nextChainId } from './chain-id.js';
+import { copyInto, CopyError } from './copy.js';
+import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
+import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
+import { platformArgs, parsePlatform } from './platform.js';
+import { Progress, type ProgressStep } from './progress.js';
+import { resolveInRoot } from './secure-path.js';
+import { openStateRoot, type StateRoot } from './state-root.js';
+import { resolveUser } from './users.js';
+
+export interface BuildOptions {
+  contextDir: string;
+  /** Path of the Dockerfile; defaults to `<context>/Dockerfile`. */
+  dockerfile?: string;
+  target?: string;
+  buildArgs?: Record<string, string>;
+  stateRoot: string;
+  mirrors?: Record<string, string[]>;
+  insecureRegistries?: string[];
+  /** Target platform, default the host's. */
+  platform?: string;
+  network?: NetworkMode;
+  snapshotter?: SnapshotterBackend | 'auto';
+  /** Files owned by other ids cannot be created (single-id user namespace). */
+  ignoreOwnership?: boolean;
+  progress: Progress;
+}
+
+/** A layer of the image being built, with what the config and manifest need. */
+export interface LayerRef {
+  descriptor: Descriptor;
+  diffID: string;
+}
+
+/** The result of a stage: a committed snapshot (none for an empty scratch), its layers and config. */
+export interface StageResult {
+  snapshot: string | undefined;
+  layers: LayerRef[];
+  config: ImageConfig;
+}
+
+export interface BuildResult {
+  image: StageResult;
+  store: ContentStore;
+  state: StateRoot;
+  stageName: string;
+  close(): Promise<void>;
+}
+
+/** Mutable state while a stage's instructions run. */
+interface StageState extends StageResult {
+  /** ARGs declared in this stage, with their values. */
+  args: Map<string, string>;
+  /** Shell for shell-form RUN/CMD/ENTRYPOINT, from SHELL. */
+  shell: string[];
+}
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
+/** Docker-schema layer media types become their byte-identical OCI names on export. */
+function ociLayerMediaType(mediaType: string): string {
+  switch (mediaType) {
+    case MediaTypes.DOCKER_LAYER_GZIP: return MediaTypes.OCI_LAYER_GZIP;
+    case 'application/vnd.docker.image.rootfs.diff.tar': return MediaTypes.OCI_LAYER_TAR;
+    default: return mediaType;
+  }
+}
+
+/**
+ * Runs a Dockerfile build: plans the stages the target needs, runs them
+ * (independent stages concurrently), and returns the target stage's image.
+ * The caller exports it and then calls `close()`.
+ */
+export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
+  const progress = opts.progress;
+  const contextDir = resolvePath(opts.contextDir);
+  const dockerfilePath = resolvePath(opts.dockerfile ?? posix.join(contextDir, 'Dockerfile'));
+  const file = basename(dockerfilePath);
+  let text: string;
+  try {
+    text = await readFile(dockerfilePath, 'utf8');
+  } catch (err) {
+    throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const df = withFile(() => parseInstructions(text, { file }), file);
+
+  const build = hostPlatform();
+  const target = opts.platform ? parsePlatform(opts.platform) : build;
+  const buildArgs = opts.buildArgs ?? {};
+  const consumedArgs = new Set<string>();
+  const lex = new ShellLex(df.escapeToken);
+
+  // Global ARGs (before the first FROM) are visible to FROM lines only, unless a stage re-declares them.
+  const metaEnv: Record<string, string> = { ...platformArgs(target, build) };
+  for (const arg of df.metaArgs) {
+    for (const { key, value } of arg.args) {
+      if (key in buildArgs) {
+        metaEnv[key] = buildArgs[key]!;
+        consumedArgs.add(key);
+      } else if (value !== undefined) {
+        metaEnv[key] = withLocationOf(() => lex.processWord(value, metaEnv), file, arg.range.start);
+      }
+    }
+  }
+  const plan = planBuild(df, metaEnv, file, opts.target);
+
+  const state = await openStateRoot(opts.stateRoot);
+  const store = await ContentStore.open(state.content);
+  const snapshots = await Snapshotter.open(state.snapshots, { backend: opts.snapshotter ?? 'auto' });
+  const registry = new RegistryClient({
+    store,
+    platform: target,
+    mirrors: opts.mirrors ?? {},
+    insecureRegistries: opts.insecureRegistries ?? [],
+    log: (line) => progress.note(line),
+  });
+  const close = async () => {
+    await snapshots.close();
+    await rm(state.buildTmp, { recursive: true, force: true });
+  };
+  progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
+
+  const engine = new Engine({ df, plan, file, contextDir, buildArgs, consumedArgs, metaEnv, target, state, store, snapshots, registry, progress, network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false });
+  try {
+    const image = await engine.stage(plan.target);
+    const unused = Object.keys(buildArgs).filter((k) => !consumedArgs.has(k) && !PROXY_ARGS.includes(k));
+    if (unused.length > 0) progress.note(`warning: build arguments not consumed by any instruction: ${unused.join(', ')}`);
+    const targetStage = plan.stages[plan.target]!.stage;
+    return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), close };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function withFile<T>(fn: () => T, file: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Error) (err as Error & { file?: string }).file ??= file;
+    throw err;
+  }
+}
+
+function withLocationOf<T>(fn: () => T, file: string, line: number): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw err instanceof Error ? withLocation(err, { file, line }) : err;
+  }
+}
+
+interface EngineContext {
+  df: DockerfileInstructions;
+  plan: BuildPlan;
+  file: string;
+  contextDir: string;
+  buildArgs: Record<string, string>;
+  consumedArgs: Set<string>;
+  metaEnv: Record<string, string>;
+  target: Platform;
+  state: StateRoot;
+  store: ContentStore;
+  snapshots: Snapshotter;
+  registry: RegistryClient;
+  progress: Progress;
+  network: NetworkMode;
+  ignoreOwnership: boolean;
+}
+
+class Engine {
+  private readonly stageRuns = new Map<number, Promise<StageResult>>();
+  private readonly imageRuns = new Map<string, Promise<StageResult>>();
+  private readonly lex: ShellLex;
+  /** Heredoc bodies expand variables but keep quotes and backslashes, as BuildKit does. */
+  private readonly heredocLex: ShellLex;
+  private stepCounter = 0;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.lex = new ShellLex(ctx.df.escapeToken);
+    this.heredocLex = new ShellLex(ctx.df.escapeToken, { rawQuotes: true, rawEscapes: true });
+  }
+
+  /** Each needed stage runs once; stages that do not depend on each other run concurrently. */
+  stage(index: number): Promise<StageResult> {
+    let run = this.stageRuns.get(index);
+    if (!run) {
+      run = this.runStage(this.ctx.plan.stages[index]!);
+      this.stageRuns.set(index, run);
+    }
+    return run;
+  }
+
+  private async runStage(planned: PlannedStage): Promise<StageResult> {
+    // Start dependencies together so independent stages overlap.
+    const deps = [...planned.deps].map((d) => this.stage(d));
+    const base = await this.source(planned.base, planned.stage.range.start);
+    await Promise.all(deps);
+    const st: StageState = {
+      snapshot: base.snapshot,
+      layers: [...base.layers],
+      config: cloneConfig(base.config),
+      args: new Map(),
+      shell: base.config.config?.Shell ?? DEFAULT_SHELL,
+    };
+    const label = planned.stage.name ?? String(planned.stage.index);
+    const total = planned.stage.commands.length;
+    for (const [i, cmd] of planned.stage.commands.entries()) {
+      const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${cmd.original.split('\n')[0]}`);
+      try {
+        await this.dispatch(cmd, st, planned, step);
+        step.done();
+      } catch (err) {
+        step.fail(err instanceof Error ? err.message : String(err));
+        throw err instanceof Error ? withLocation(err, { file: this.ctx.file, line: cmd.range.start }) : err;
+      }
+    }
+    return { snapshot: st.snapshot, layers: st.layers, config: st.config };
+  }
+
+  private async source(src: Source, line: number): Promise<StageResult> {
+    switch (src.kind) {
+      case 'scratch':
+        return { snapshot: undefined, layers: [], config: scratchConfig(this.ctx.target) };
+      case 'stage':
+        return this.stage(src.index);
+      case 'image': {
+        const key = parseReference(src.ref).toString();
+        let run = this.imageRuns.get(key);
+        if (!run) {
+          run = this.pullImage(src.ref).catch((err: unknown) => {
+            throw err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
+          });
+          this.imageRuns.set(key, run);
+        }
+        return run;
+      }
+    }
+  }
+
+  /** Pulls an image and applies each of its layers once per chain ID, shared by all builds on this root. */
+  private async pullImage(ref: string): Promise<StageResult> {
+    const step = this.ctx.progress.start(`[internal] load ${ref}`);
+    const image = await this.ctx.registry.pull(ref);
+    step.log(`resolved ${image.reference.toString()}@${image.manifestDigest} (${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''})`);
+    const diffIds = image.config.rootfs.diff_ids;
+    if (diffIds.length !== image.manifest.layers.length) {
+      throw new BuildError('E_MANIFEST_INVALID', `${ref}: the config lists ${diffIds.length} layers but the manifest has ${image.manifest.layers.length}`);
+    }
+    let parent: string | undefined;
+    const layers: LayerRef[] = [];
+    for (const [i, desc] of image.manifest.layers.entries()) {
+      const diffID = diffIds[i]!;
+      const chain = nextChainId(parent, diffID);
+      if (!(await this.ctx.snapshots.exists(chain))) {
+        const key = `extract-${process.pid}-${++this.stepCounter}`;
+        const dir = await this.ctx.snapshots.prepare(key, parent);
+        try {
+          const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
+          if (applied.diffID !== diffID) {
+            throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
+          }
+          await this.ctx.snapshots.commit(chain, key);
+        } catch (err) {
+          await this.ctx.snapshots.release(key).catch(() => undefined);
+          throw err;
+        }
+        step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
+      }
+      parent = chain;
+      layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
+    }
+    step.done();
+    return { snapshot: parent, layers, config: image.config };
+  }
+
+  /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV. */
+  private expansionEnv(st: StageState): Record<string, string> {
+    return { ...Object.fromEntries(st.args), ...new EnvList(st.config.config?.Env ?? []).toRecord() };
+  }
+
+  private expand(word: string, st: StageState): string {
+    return this.lex.processWord(word, this.expansionEnv(st));
+  }
+
+  private async dispatch(cmd: Command, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
+    const cfg = containerConfig(st.config);
+    switch (cmd.kind) {
+      case 'ARG':
+        for (const { key, value } of cmd.args) {
+          let v: string | undefined;
+          if (key in this.ctx.buildArgs) {
+            v = this.ctx.buildArgs[key];
+            this.ctx.consumedArgs.add(key);
+          } else if (value !== undefined) v = this.expand(value, st);
+          else if (key in this.ctx.metaEnv) v = this.ctx.metaEnv[key];
+          st.args.set(key, v ?? '');
+        }
+        return this.metadataOnly(st, cmd.original);
+      case 'ENV': {
+        const env = new EnvList(cfg.Env ?? []);
+        for (const { key, value } of cmd.pairs) {
+          // Each pair sees the ones before it on the same line, as in Docker.
+          env.set(key, this.lex.processWord(value, { ...Object.fromEntries(st.args), ...env.toRecord() }));
+        }
+        cfg.Env = env.toList();
+        return this.metadataOnly(st, cmd.original);
+      }
+      case 'LABEL': {
+        cfg.Labels ??= {};
+        for (const { key, value } of cmd.pairs) cfg.Labels[this.expand(key, st)] = this.expand(value, st);
+        return this.metadataOnly(st, cmd.original);
+      }
+      case 'EXPOSE': {
+        cfg.ExposedPorts ??= {};
+        for (const port of cmd.ports) {
+          for (const p of this.lex.processWords(port, this.expansionEnv(st))) cfg.ExposedPorts[normalizePort(p)] = {};
+        }
+        return this.metadataOnly(st, cmd.original);
+      }
+      case 'USER':
+        cfg.User = this.expand(cmd.user, st);
+        return this.metadataOnly(st, cmd.original);
+      case 'CMD':
+        cfg.Cmd = cmd.shellForm ? [...st.shell, cmd.cmd.join(' ')] : [...cmd.cmd];
+        return this.metadataOnly(st, cmd.original);
+      case 'ENTRYPOINT':
+        cfg.Entrypoint = cmd.shellForm ? [...st.shell, cmd.cmd.join(' ')] : [...cmd.cmd];
+        // Docker: a new ENTRYPOINT drops a CMD inherited from the base, not one set in this stage.
+        if (!this.cmdSetInStage(planned, cmd)) cfg.Cmd = null;
+        return this.metadataOnly(st, cmd.original);
+      case 'SHELL':
+        st.shell = [...cmd.shell];
+        cfg.Shell = [...cmd.shell];
+        return this.metadataOnly(st, cmd.original);
+      case 'STOPSIGNAL':
+        cfg.StopSignal = this.expand(cmd.signal, st);
+        return this.metadataOnly(st, cmd.original);
+      case 'VOLUME':
+        cfg.Volumes ??= {};
+        for (const v of cmd.volumes) cfg.Volumes[this.expand(v, st)] = {};
+        return this.metadataOnly(st, cmd.original);
+      case 'MAINTAINER':
+        st.config.author = cmd.maintainer;
+        return this.metadataOnly(st, cmd.original);
+      case 'ONBUILD':
+        cfg.OnBuild = [...(cfg.OnBuild ?? []), cmd.expression];
+        return this.metadataOnly(st, cmd.original);
+      case 'WORKDIR':
+        return this.workdir(cmd.path, st, step);
+      case 'COPY':
+        return this.copy(cmd, st, planned, step);
+      case 'RUN':
+        return this.run(cmd, st, step);
+      default:
+        throw new NotSupportedError(`${cmd.kind} is not supported yet`);
+    }
+  }
+
+  private cmdSetInStage(planned: PlannedStage, entrypoint: Command): boolean {
+    const cmds = planned.stage.commands;
+    return cmds.slice(0, cmds.indexOf(entrypoint)).some((c) => c.kind === 'CMD');
+  }
+
+  private metadataOnly(st: StageState, createdBy: string): void {
+    addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+  }
+
+  private now(): string {
+    const epoch = process.env.SOURCE_DATE_EPOCH;
+    return (epoch && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000) : new Date()).toISOString();
+  }
+
+  /**
+   * Runs `mutate` on a writable snapshot of the stage, then turns what it
+   * changed into a layer. An empty change adds no layer (as BuildKit does for
+   * a WORKDIR that already exists).
+   */
+  private async filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
+    const key = `step-${process.pid}-${++this.stepCounter}`;
+    const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
+    let committed = false;
+    try {
+      await mutate(rootfs);
+      const tmp = this.ctx.store.tempPath();
+      const epoch = process.env.SOURCE_DATE_EPOCH;
+      const layer = await this.ctx.snapshots.diff(key, tmp, epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {});
+      if (layer.empty) {
+        await rm(tmp, { force: true });
+        addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+        return;
+      }
+      await this.ctx.store.importFile(tmp, layer.digest);
+      const chain = nextChainId(st.snapshot, layer.diffID);
+      await this.ctx.snapshots.commit(chain, key);
+      committed = true;
+      st.snapshot = chain;
+      st.layers.push({ descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID });
+      st.config.rootfs.diff_ids.push(layer.diffID);
+      addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0' });
+      step.log(`layer ${layer.digest} (${layer.size} bytes)`);
+    } finally {
+      if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);
+    }
+  }
+
+  private async workdir(path: string, st: StageState, step: ProgressStep): Promise<void> {
+    const cfg = containerConfig(st.config);
+    const expanded = this.expand(path, st);
+    const dir = posix.resolve(cfg.WorkingDir || '/', expanded);
+    cfg.WorkingDir = dir;
+    await this.filesystemStep(st, `WORKDIR ${dir}`, step, async (rootfs) => {
+      const target = await resolveInRoot(rootfs, dir);
+      await mkdir(target, { recursive: true, mode: 0o755 });
+    });
+  }
+
+  private async copy(cmd: Extract<Command, { kind: 'COPY' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
+    if (cmd.link) step.log('note: --link is accepted; the layer is built the same way');
+    if (cmd.parents || cmd.exclude.length > 0) throw new NotSupportedError('COPY --parents and --exclude are not supported yet');
+    const cfg = containerConfig(st.config);
+    const env = this.expansionEnv(st);
+    const heredocNames = new Set(cmd.heredocs.map((h) => h.name));
+    const inline = cmd.heredocs.map((h) => ({ name: h.name, content: h.expand ? this.heredocLex.processWord(h.content, env) : h.content }));
+    const sources = cmd.sources.filter((s) => !isHeredocSource(s, heredocNames)).map((s) => this.lex.processWord(s, env));
+    const destRaw = this.expand(cmd.dest, st);
+    const dest = posix.isAbsolute(destRaw) ? destRaw : posix.join(cfg.WorkingDir || '/', destRaw) + (destRaw.endsWith('/') ? '/' : '');
+    const chmod = cmd.chmod !== undefined ? parseChmod(this.expand(cmd.chmod, st)) : undefined;
+    const epoch = process.env.SOURCE_DATE_EPOCH;
+    const inlineMtime = epoch && /^\d+$/.test(epoch) ? Number(epoch) : Math.floor(Date.now() / 1000);
+
+    let sourceRoot = this.ctx.contextDir;
+    let sourceKind: 'context' | 'rootfs' = 'context';
+    let release: (() => Promise<void>) | undefined;
+    if (cmd.from !== undefined) {
+      const src = planned.copySources.get(cmd.from)!;
+      const result = await this.source(src, cmd.range.start);
+      sourceKind = 'rootfs';
+      if (result.snapshot === undefined) {
+        sourceRoot = posix.join(this.ctx.state.buildTmp, `empty-${++this.stepCounter}`);
+        await mkdir(sourceRoot, { recursive: true });
+      } else {
+        const snapshotName = result.snapshot;
+        sourceRoot = await this.ctx.snapshots.view(snapshotName);
+        const viewPath = sourceRoot;
+        release = () => this.ctx.snapshots.release(viewPath);
+      }
+    }
+    try {
+      await this.filesystemStep(st, `COPY ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs) => {
+        const owner = cmd.chown !== undefined ? await resolveUser(rootfs, this.expand(cmd.chown, st)) : { uid: 0, gid: 0 };
+        try {
+          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime }, (m) => step.log(`warning: ${m}`));
+        } catch (err) {
+          if (err instanceof CopyError) throw new InstructionError(`COPY failed: ${err.message}`);
+          throw err;
+        }
+      });
+    } finally {
+      await release?.();
+    }
+  }
+
+  private async run(cmd: Extract<Command, { kind: 'RUN' }>, st: StageState, step: ProgressStep): Promise<void> {
+    if (cmd.flags.mounts.length > 0) throw new NotSupportedError('RUN --mount is not supported yet');
+    if (cmd.flags.security !== undefined && cmd.flags.security !== 'sandbox') throw new NotSupportedError('RUN --security=insecure is not supported');
+    const network = (cmd.flags.network ?? this.ctx.network) as string;
+    if (network !== 'host' && network !== 'none' && network !== 'default') throw new InstructionError(`RUN --network=${network} is not supported: use host or none`);
+    const cfg = containerConfig(st.config);
+    const { args, scripts } = await this.runArgs(cmd, st);
+    const env = new EnvList(cfg.Env ?? []);
+    // Build args reach RUN as environment, unless ENV set the same name.
+    for (const [k, v] of st.args) if (!env.has(k)) env.set(k, v);
+    for (const k of PROXY_ARGS) {
+      if (k in this.ctx.buildArgs && !env.has(k)) {
+        env.set(k, this.ctx.buildArgs[k]!);
+        this.ctx.consumedArgs.add(k);
+      }
+    }
+    if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
+    const createdBy = `RUN ${args.join(' ')}`;
+    await this.filesystemStep(st, createdBy, step, async (rootfs) => {
+      const user = await resolveUser(rootfs, cfg.User || '0').catch((err: Error) => {
+        throw new InstructionError(err.message);
+      });
+      if (!env.has('HOME')) env.set('HOME', user.home);
+      const code = await runStep(rootfs, {
+        args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
+      }, { stateDir: this.ctx.state.buildTmp, network: network === 'none' ? 'none' : 'host', output: (line) => step.log(line), extraMounts: scripts });
+      if (code !== 0) {
+        throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}`, code);
+      }
+    });
+  }
+
+  /**
+   * The process for a RUN. A heredoc that is the whole command (`RUN <<EOF`)
+   * is a script: run by its shebang interpreter, or by the shell. Otherwise
+   * heredocs are handed to the shell with the command line, so `cmd <<EOF`
+   * gets its stdin exactly as a shell would give it.
+   */
+  private async runArgs(cmd: Extract<Command, { kind: 'RUN' }>, st: StageState): Promise<{ args: string[]; scripts: RuntimeMount[] }> {
+    if (!cmd.shellForm) return { args: [...cmd.cmd], scripts: [] };
+    const line = cmd.cmd.join(' ');
+    if (cmd.heredocs.length === 0) return { args: [...st.shell, line], scripts: [] };
+    const only = cmd.heredocs[0]!;
+    if (cmd.heredocs.length === 1 && /^<<-?\s*["']?\w+["']?\s*$/.test(line.trim())) {
+      // The shell expands a RUN heredoc when it runs it; expanding here too would do it twice.
+      const content = only.content;
+      if (!content.startsWith('#!')) return { args: [...st.shell, content], scripts: [] };
+      // A shebang script runs as a file, like BuildKit's /dev/pipes/<name>; /dev is a tmpfs, so nothing leaks into the layer.
+      const hostPath = posix.join(this.ctx.state.buildTmp, `script-${++this.stepCounter}`);
+      await writeFile(hostPath, content, { mode: 0o755 });
+      const inContainer = `/dev/pipes/${only.name}`;
+      return { args: [inContainer], scripts: [{ destination: inContainer, type: 'bind', source: hostPath, options: ['rbind', 'ro'] }] };
+    }
+    const script = [line, ...cmd.heredocs.map((h) => `${h.content.endsWith('\n') ? h.content : `${h.content}\n`}${h.name}`)].join('\n');
+    return { args: [...st.shell, script], scripts: [] };
+  }
+}
+
+/** A COPY source naming a heredoc: `<<EOF`, `<<-EOF`, `<<"EOF"`. */
+function isHeredocSource(source: string, names: Set<string>): boolean {
+  const m = /^<<-?(["']?)(.+)\1$/.exec(source);
+  return (m !== null && names.has(m[2]!)) || names.has(source);
+}
+
+function parseChmod(value: string): number {
+  if (!/^[0-7]{3,4}$/.test(value)) throw new NotSupportedError(`--chmod=${value}: only octal modes are supported yet`);
+  return parseInt(value, 8);
+}

@@ -1,0 +1,135 @@
+import { copyFile, constants, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { expandGlob, hasGlob } from './glob.js';
+import { resolveInRoot } from './secure-path.js';
+
+export interface CopyOwner { uid: number; gid: number }
+
+export interface CopySpec {
+  /** Root the sources are relative to: the build context or a stage's filesystem. */
+  sourceRoot: string;
+  /** Whether sources may follow symlinks inside sourceRoot (a stage) or must stay literal (the context). */
+  sourceKind: 'context' | 'rootfs';
+  sources: string[];
+  /** Inline files (heredocs): name → content. */
+  inline: { name: string; content: string }[];
+  /** Absolute destination inside the target rootfs, as written (trailing slash significant). */
+  dest: string;
+  owner: CopyOwner;
+  chmod?: number;
+  /** Modification time for inline files (seconds). */
+  inlineMtime: number;
+}
+
+export class CopyError extends Error {}
+
+/**
+ * Docker's COPY semantics on a target root: a directory source copies its
+ * contents, several sources need a directory destination ending in `/`, a
+ * file lands inside an existing directory, new files are owned by `owner`.
+ * Every destination path is resolved inside the target root, so a symlink in
+ * the image cannot redirect the copy to the host.
+ */
+export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+  const matched: { rel: string; pattern: string }[] = [];
+  for (const src of spec.sources) {
+    const cleaned = posix.normalize(`/${src}`);
+    if (hasGlob(cleaned)) {
+      const found = await expandGlob(spec.sourceRoot, cleaned);
+      if (found.length === 0) throw new CopyError(`no source files were specified matching ${src}`);
+      matched.push(...found.map((rel) => ({ rel, pattern: src })));
+    } else {
+      matched.push({ rel: cleaned.slice(1), pattern: src });
+    }
+  }
+  const count = matched.length + spec.inline.length;
+  const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.') || count > 1 || matched.some((m) => hasGlob(m.pattern));
+  if (count > 1 && !(spec.dest.endsWith('/') || spec.dest.endsWith('/.'))) {
+    throw new CopyError('when using COPY with more than one source file, the destination must be a directory and end with a /');
+  }
+  const destPath = await resolveInRoot(targetRoot, spec.dest);
+  const destExistsAsDir = await lstat(destPath).then((s) => s.isDirectory(), () => false);
+  const intoDir = destIsDir || destExistsAsDir;
+  if (intoDir) await mkdirOwned(targetRoot, spec.dest, spec.owner);
+  else await mkdirOwned(targetRoot, posix.dirname(posix.normalize(spec.dest)), spec.owner);
+
+  for (const file of spec.inline) {
+    const target = intoDir ? posix.join(spec.dest, file.name) : spec.dest;
+    const path = await resolveInRoot(targetRoot, target);
+    await rm(path, { recursive: true, force: true });
+    await writeFile(path, file.content, { mode: 0o644 });
+    await applyMeta(path, spec, 0o644, spec.inlineMtime, spec.inlineMtime, false);
+  }
+
+  for (const { rel, pattern } of matched) {
+    const source = spec.sourceKind === 'rootfs'
+      ? await resolveInRoot(spec.sourceRoot, rel)
+      : await resolveInContext(spec.sourceRoot, rel);
+    const st = await lstat(source).catch(() => undefined);
+    if (!st) throw new CopyError(`"${pattern}": not found${spec.sourceKind === 'context' ? ' in the build context' : ''}`);
+    if (st.isDirectory()) {
+      // A directory source copies its contents, never the directory itself.
+      await copyTree(source, targetRoot, spec.dest, spec, warn);
+    } else {
+      const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
+      await copyEntry(source, targetRoot, target, spec, warn);
+    }
+  }
+}
+
+/** Context sources never leave the context: `..` is clamped and the named path's links are resolved inside it. */
+async function resolveInContext(contextRoot: string, rel: string): Promise<string> {
+  return resolveInRoot(contextRoot, rel);
+}
+
+async function mkdirOwned(root: string, dir: string, owner: CopyOwner): Promise<void> {
+  const parts = posix.normalize(`/${dir}`).split('/').filter(Boolean);
+  let current = '/';
+  for (const part of parts) {
+    current = posix.join(current, part);
+    const path = await resolveInRoot(root, current);
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isDirectory()) continue;
+    if (st) await rm(path, { force: true });
+    await mkdir(path, { mode: 0o755 });
+    await lchown(path, owner.uid, owner.gid);
+  }
+}
+
+async function copyTree(sourceDir: string, targetRoot: string, destDir: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+  await mkdirOwned(targetRoot, destDir, spec.owner);
+  const dirPath = await resolveInRoot(targetRoot, destDir);
+  const st = await lstat(sourceDir);
+  for (const name of (await readdir(sourceDir)).sort()) {
+    await copyEntry(posix.join(sourceDir, name), targetRoot, posix.join(destDir, name), spec, warn);
+  }
+  await applyMeta(dirPath, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+}
+
+async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+  const st = await lstat(source);
+  if (st.isDirectory()) return copyTree(source, targetRoot, dest, spec, warn);
+  const path = await resolveInRoot(targetRoot, dest);
+  const existing = await lstat(path).catch(() => undefined);
+  if (existing) await rm(path, { recursive: true, force: true });
+  if (st.isSymbolicLink()) {
+    await symlink(await readlink(source), path);
+    await applyMeta(path, spec, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
+  } else if (st.isFile()) {
+    await copyFile(source, path, constants.COPYFILE_FICLONE);
+    await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+  } else {
+    warn(`skipping ${dest}: sockets, FIFOs and device nodes are not copied`);
+  }
+}
+
+async function applyMeta(path: string, spec: CopySpec, mode: number, atime: number, mtime: number, isLink: boolean): Promise<void> {
+  await lchown(path, spec.owner.uid, spec.owner.gid);
+  if (isLink) {
+    await lutimes(path, atime, mtime);
+    return;
+  }
+  // chmod after chown: chown clears setuid/setgid bits.
+  await chmod(path, spec.chmod ?? mode);
+  await utimes(path, atime, mtime);
+}

@@ -1,0 +1,106 @@
+import { parseReference } from '@stowage/registry-client';
+import type { DockerfileInstructions, Stage } from '../frontend/index.js';
+import { ShellLex } from '../frontend/index.js';
+import { BuildError, StageNotFoundError } from '../errors.js';
+
+/** Where a stage (or a COPY --from) takes its filesystem from. */
+export type Source =
+  | { kind: 'scratch' }
+  | { kind: 'stage'; index: number }
+  | { kind: 'image'; ref: string };
+
+export interface PlannedStage {
+  stage: Stage;
+  base: Source;
+  /** Stage indices this stage needs first (its base and every COPY --from). */
+  deps: Set<number>;
+  /** COPY --from values resolved, keyed by the raw flag value. */
+  copySources: Map<string, Source>;
+}
+
+export interface BuildPlan {
+  stages: PlannedStage[];
+  target: number;
+  /** Indices of the stages the target needs, dependencies before dependants. */
+  order: number[];
+}
+
+function stageLabel(stage: Stage): string {
+  return stage.name ?? String(stage.index);
+}
+
+/**
+ * Resolves FROM and COPY --from operands to stages or images, and picks the
+ * stages the target needs. A name refers to an earlier stage (stage names are
+ * case-insensitive); anything else must be a valid image reference.
+ */
+export function planBuild(df: DockerfileInstructions, metaEnv: Record<string, string>, file: string, target?: string): BuildPlan {
+  if (df.stages.length === 0) throw new BuildError('E_DOCKERFILE_PARSE', 'the Dockerfile has no FROM instruction', { file, line: 1 });
+  const lex = new ShellLex(df.escapeToken);
+  const byName = new Map<string, number>();
+  df.stages.forEach((s) => {
+    if (s.name !== undefined && !byName.has(s.name)) byName.set(s.name, s.index);
+  });
+
+  const resolve = (raw: string, current: Stage, line: number, what: string, allowIndex: boolean): Source => {
+    const value = lex.processWord(raw, metaEnv);
+    if (value === '') throw new BuildError('E_DOCKERFILE_PARSE', `${what} value "${raw}" expands to an empty string`, { file, line });
+    const named = byName.get(value.toLowerCase());
+    if (named !== undefined) {
+      if (named >= current.index) {
+        throw new StageNotFoundError(`${what} refers to stage "${value}", which is not defined before this stage (forward references and cycles are not allowed)`, { file, line });
+      }
+      return { kind: 'stage', index: named };
+    }
+    if (allowIndex && /^\d+$/.test(value)) {
+      const index = Number(value);
+      if (index >= current.index) {
+        throw new StageNotFoundError(`${what} refers to stage ${index}, which is not defined before this stage`, { file, line });
+      }
+      return { kind: 'stage', index };
+    }
+    if (value.toLowerCase() === 'scratch' && what === 'FROM') return { kind: 'scratch' };
+    try {
+      parseReference(value);
+    } catch (err) {
+      throw new StageNotFoundError(`${what} "${value}" is neither a build stage nor a valid image reference: ${(err as Error).message}`, { file, line });
+    }
+    return { kind: 'image', ref: value };
+  };
+
+  const stages: PlannedStage[] = df.stages.map((stage) => {
+    const base = resolve(stage.baseName, stage, stage.range.start, 'FROM', false);
+    const deps = new Set<number>();
+    if (base.kind === 'stage') deps.add(base.index);
+    const copySources = new Map<string, Source>();
+    for (const cmd of stage.commands) {
+      if ((cmd.kind === 'COPY' || cmd.kind === 'ADD') && cmd.from !== undefined) {
+        const src = resolve(cmd.from, stage, cmd.range.start, 'COPY --from', true);
+        copySources.set(cmd.from, src);
+        if (src.kind === 'stage') deps.add(src.index);
+      }
+    }
+    return { stage, base, deps, copySources };
+  });
+
+  let targetIndex = df.stages.length - 1;
+  if (target !== undefined) {
+    const found = byName.get(target.toLowerCase());
+    if (found === undefined) {
+      const names = df.stages.map(stageLabel).join(', ');
+      throw new StageNotFoundError(`target stage "${target}" could not be found; the stages are: ${names}`);
+    }
+    targetIndex = found;
+  }
+
+  const order: number[] = [];
+  const seen = new Set<number>();
+  const visit = (i: number) => {
+    if (seen.has(i)) return;
+    seen.add(i);
+    for (const d of stages[i]!.deps) visit(d);
+    order.push(i);
+  };
+  visit(targetIndex);
+  return { stages, target: targetIndex, order };
+}

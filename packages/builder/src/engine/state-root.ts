@@ -1,0 +1,44 @@
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Default `--root`: `$XDG_DATA_HOME/stowage`, else `~/.local/share/stowage`. */
+export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  return xdg ? join(xdg, 'stowage') : join(homedir(), '.local', 'share', 'stowage');
+}
+
+export interface StateRoot {
+  root: string;
+  content: string;
+  snapshots: string;
+  /** This build's scratch space (runc state, bundles, export staging); removed at the end. */
+  buildTmp: string;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Creates the state layout and this build's temporary directory, and removes
+ * temporary directories of builds that died (their pid is in the name), so a
+ * killed build never leaves litter for the next one.
+ */
+export async function openStateRoot(root: string): Promise<StateRoot> {
+  const tmp = join(root, 'tmp');
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  for (const name of await readdir(tmp)) {
+    const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
+      await rm(join(tmp, name), { recursive: true, force: true });
+    }
+  }
+  const buildTmp = await mkdtemp(join(tmp, `build-${process.pid}-`));
+  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), buildTmp };
+}

@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import { resolveInRoot } from './secure-path.js';
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  home: string;
+  additionalGids: number[];
+}
+
+interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+interface GroupEntry { name: string; gid: number; members: string[] }
+
+async function readLines(root: string, file: string): Promise<string[][]> {
+  try {
+    const text = await readFile(await resolveInRoot(root, file), 'utf8');
+    return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  } catch {
+    return [];
+  }
+}
+
+async function passwd(root: string): Promise<PasswdEntry[]> {
+  return (await readLines(root, '/etc/passwd'))
+    .filter((f) => f.length >= 6)
+    .map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! }));
+}
+
+async function groups(root: string): Promise<GroupEntry[]> {
+  return (await readLines(root, '/etc/group'))
+    .filter((f) => f.length >= 3)
+    .map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean) }));
+}
+
+const isNumeric = (s: string) => /^\d+$/.test(s);
+
+/**
+ * Resolves a Dockerfile USER or --chown value (`name`, `uid`, `name:group`,
+ * `uid:gid`) against the image's /etc/passwd and /etc/group, as runc and
+ * Docker do: a numeric uid not in passwd is allowed, an unknown name is not.
+ */
+export async function resolveUser(root: string, spec: string): Promise<ResolvedUser> {
+  const [userPart = '', groupPart] = spec.split(':', 2);
+  const users = await passwd(root);
+  let uid: number;
+  let gid = 0;
+  let home = '/';
+  let name: string | undefined;
+  if (isNumeric(userPart)) {
+    uid = Number(userPart);
+    const entry = users.find((u) => u.uid === uid);
+    if (entry) ({ gid, home, name } = entry);
+  } else {
+    const entry = users.find((u) => u.name === userPart);
+    if (!entry) throw new Error(`unable to find user ${userPart}: no matching entries in passwd file`);
+    ({ uid, gid, home, name } = entry);
+  }
+  const groupList = await groups(root);
+  if (groupPart !== undefined && groupPart !== '') {
+    if (isNumeric(groupPart)) gid = Number(groupPart);
+    else {
+      const g = groupList.find((e) => e.name === groupPart);
+      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  }
+  if (uid === 0 && home === '/') home = '/root';
+  const additionalGids = groupPart === undefined && name !== undefined
+    ? groupList.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid)
+    : [];
+  return { uid, gid, home, additionalGids };
+}

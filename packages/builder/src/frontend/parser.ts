@@ -1,0 +1,228 @@
+import { newNode, type Heredoc, type Node, type ParseResult, type ParseWarning } from './ast.js';
+import { trimLeftSpace, trimSpace } from './chars.js';
+import { DirectiveParser } from './directives.js';
+import { DockerfileParseError } from './errors.js';
+import { heredocMarkersFromLine } from './heredoc.js';
+import { nodeFromLine } from './line-parsers.js';
+
+/**
+ * The Dockerfile parser: physical lines → logical lines (directives,
+ * comments, continuations, heredoc bodies) → one AST node per instruction.
+ * It mirrors BuildKit's `parser.Parse` so that the upstream fixtures apply.
+ */
+
+/** bufio.Scanner's limit in BuildKit (64 KiB buffer, one byte kept for the newline). */
+const MAX_LINE_BYTES = 65535;
+
+const HEREDOC_INSTRUCTIONS = new Set(['add', 'copy', 'run']);
+
+export interface ParseOptions {
+  /** Only used to label errors. */
+  file?: string;
+}
+
+/** Parse Dockerfile text. Throws `DockerfileParseError`. */
+export function parse(text: string, opts: ParseOptions = {}): ParseResult {
+  try {
+    return parseText(text);
+  } catch (err) {
+    if (err instanceof DockerfileParseError) throw err.withFile(opts.file);
+    throw err;
+  }
+}
+
+/** Physical lines, each still carrying its own terminator (heredoc bodies need it verbatim). */
+function physicalLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) break;
+    lines.push(text.slice(start, nl + 1));
+    start = nl + 1;
+  }
+  if (start < text.length) lines.push(text.slice(start));
+  return lines;
+}
+
+function trimNewline(line: string): string {
+  let end = line.length;
+  while (end > 0 && (line[end - 1] === '\n' || line[end - 1] === '\r')) end--;
+  return line.slice(0, end);
+}
+
+function isComment(line: string): boolean {
+  return trimLeftSpace(trimNewline(line)).startsWith('#');
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+}
+
+/**
+ * Continuation test: the escape token is the last non-blank character and is
+ * not itself escaped (`foo\\` does not continue). Returns the line without the
+ * token, or undefined when the line does not continue.
+ */
+function continuationMatcher(escapeToken: string): (line: string) => string | undefined {
+  const e = escapeRegExp(escapeToken);
+  const re = new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`, 'u');
+  return (line) => (re.test(line) ? line.replace(re, '$1') : undefined);
+}
+
+const CONTINUATION = {
+  '\\': continuationMatcher('\\'),
+  '`': continuationMatcher('`'),
+} as const;
+
+function parseText(input: string): ParseResult {
+  const text = input.startsWith('\ufeff') ? input.slice(1) : input;
+  const lines = physicalLines(text);
+  const directives = new DirectiveParser();
+  const root = newNode('');
+  const warnings: ParseWarning[] = [];
+  let comments: string[] = [];
+  let currentLine = 0;
+  let cursor = 0;
+
+  // Reads the next physical line, enforcing BuildKit's length limit.
+  const readLine = (): string | undefined => {
+    const raw = lines[cursor];
+    if (raw === undefined) return undefined;
+    cursor++;
+    currentLine++;
+    if (Buffer.byteLength(trimNewline(raw), 'utf8') > MAX_LINE_BYTES) {
+      throw new DockerfileParseError(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`, currentLine);
+    }
+    return raw;
+  };
+
+  const offerDirective = (line: string): void => {
+    try {
+      directives.offer(line);
+    } catch (err) {
+      throw new DockerfileParseError((err as Error).message, currentLine);
+    }
+  };
+
+  for (let raw = readLine(); raw !== undefined; raw = readLine()) {
+    if (isComment(raw)) {
+      comments.push(trimSpace(trimLeftSpace(raw).slice(1)));
+    }
+    const first = trimLeftSpace(trimNewline(raw));
+    offerDirective(first);
+    // Looked up per line: the escape directive may just have changed the token.
+    const continuation = CONTINUATION[directives.escapeToken];
+    const content = first.startsWith('#') ? '' : first;
+
+    const startLine = currentLine;
+    let line = content;
+    let cont = continuation(content);
+    if (cont === undefined && content === '') continue;
+    if (cont !== undefined) line = cont;
+
+    let emptyContinuationLine: number | undefined;
+    while (cont !== undefined) {
+      const next = readLine();
+      if (next === undefined) break; // EOF while continued: keep what we have
+      const body = trimNewline(next);
+      offerDirective(body);
+      if (isComment(next)) continue;
+      if (trimLeftSpace(body) === '') {
+        emptyContinuationLine ??= currentLine;
+        continue;
+      }
+      cont = continuation(body);
+      line += cont ?? body;
+    }
+
+    if (emptyContinuationLine !== undefined) {
+      warnings.push({ message: `Empty continuation line found in: ${line}`, line: emptyContinuationLine });
+    }
+
+    let child: Node;
+    try {
+      child = nodeFromLine(line, { escapeToken: directives.escapeToken }, comments);
+    } catch (err) {
+      throw new DockerfileParseError((err as Error).message, startLine);
+    }
+
+    if (canContainHeredoc(child) && line.includes('<<')) {
+      child.heredocs = readHeredocs(line, startLine, readLine);
+    }
+
+    child.startLine = startLine;
+    child.endLine = currentLine;
+    for (const arg of argNodes(child)) {
+      for (const sub of arg.children) {
+        sub.startLine = startLine;
+        sub.endLine = currentLine;
+      }
+    }
+    if (root.children.length === 0) root.startLine = startLine;
+    root.endLine = currentLine;
+    root.children.push(child);
+    comments = [];
+  }
+
+  if (root.children.length === 0) {
+    throw new DockerfileParseError('file with no instructions', currentLine === 0 ? undefined : currentLine);
+  }
+
+  return {
+    ast: root,
+    escapeToken: directives.escapeToken,
+    directives: { ...directives.values },
+    warnings,
+  };
+}
+
+function* argNodes(node: Node): Generator<Node> {
+  for (let n = node.next; n !== undefined; n = n.next) yield n;
+}
+
+/** RUN/COPY/ADD in shell form, also when wrapped in ONBUILD. */
+function canContainHeredoc(node: Node): boolean {
+  let target = node;
+  if (node.value.toLowerCase() === 'onbuild') {
+    const wrapped = node.next?.children[0];
+    if (wrapped !== undefined) target = wrapped;
+  }
+  return HEREDOC_INSTRUCTIONS.has(target.value.toLowerCase()) && target.attributes.json !== true;
+}
+
+/** Reads the bodies of every heredoc the line declares, one after the other. */
+function readHeredocs(
+  line: string,
+  startLine: number,
+  readLine: () => string | undefined,
+): Heredoc[] {
+  let markers;
+  try {
+    markers = heredocMarkersFromLine(line);
+  } catch (err) {
+    throw new DockerfileParseError((err as Error).message, startLine);
+  }
+  const heredocs: Heredoc[] = [];
+  for (const marker of markers) {
+    let content = '';
+    let terminated = false;
+    for (let raw = readLine(); raw !== undefined; raw = readLine()) {
+      let candidate = trimNewline(raw);
+      if (marker.chomp) candidate = candidate.replace(/^\t+/, '');
+      if (candidate === marker.name) {
+        terminated = true;
+        break;
+      }
+      content += raw;
+    }
+    if (!terminated) {
+      throw new DockerfileParseError(
+        `unterminated heredoc ${marker.name} (no line "${marker.name}" before the end of the file)`,
+        startLine,
+      );
+    }
+    heredocs.push({ ...marker, content });
+  }
+  return heredocs;
+}

@@ -1,0 +1,32 @@
+/**
+ * Cleanups to run when the build is interrupted (SIGINT/SIGTERM): kill and
+ * delete a running container, release mounts. Each registrant gets a function
+ * to unregister itself once its resource is gone.
+ */
+type Cleanup = () => Promise<void>;
+
+const cleanups = new Set<Cleanup>();
+let installed = false;
+
+export function onInterrupt(cleanup: Cleanup): () => void {
+  install();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+async function runAll(): Promise<void> {
+  const pending = [...cleanups];
+  cleanups.clear();
+  await Promise.allSettled(pending.map((c) => c()));
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  const handler = (signal: NodeJS.Signals, code: number) => () => {
+    process.stderr.write(`\ninterrupted (${signal}): cleaning up\n`);
+    void runAll().finally(() => process.exit(code));
+  };
+  process.once('SIGINT', handler('SIGINT', 130));
+  process.once('SIGTERM', handler('SIGTERM', 143));
+}

@@ -1,0 +1,116 @@
+import { spawn, execFile } from 'node:child_process';
+import { readlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UserNamespaceError } from '../errors.js';
+import { planIdMapping, type IdMapping, type IdRange, type MappingMode } from './id-map.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Set in the re-executed child so that it knows it already runs inside the namespace. */
+export const USERNS_ENV = 'STOWAGE_USERNS_MODE';
+
+/** The mapping mode when this process already runs inside stowage's namespace. */
+export function currentMappingMode(): MappingMode | undefined {
+  const v = process.env[USERNS_ENV];
+  return v === 'subid' || v === 'single' || v === 'root' ? v : undefined;
+}
+
+/**
+ * Re-executes this CLI inside a new user + mount namespace, the way podman
+ * unshare and rootlesskit do, and resolves with the child's exit code.
+ *
+ * The child is held on a pipe until its id maps are written: `unshare` creates
+ * the namespace, then a tiny shell blocks on fd 3, so the build itself never
+ * runs with an unmapped (nobody) identity. Maps are written through the
+ * setuid helpers newuidmap/newgidmap for subordinate ranges, and directly for
+ * the cases the kernel allows (single id, or real root).
+ */
+export async function runInUserNamespace(argv: string[], log: (line: string) => void): Promise<number> {
+  const mapping = await planIdMapping();
+  if (mapping.mode === 'single') {
+    log('warning: no /etc/subuid and /etc/subgid range for this user: running with a single-id mapping, file owners inside images collapse to root');
+  }
+  const holdScript = 'read -r _ <&3 || exit 125; exec 3<&-; exec "$@"';
+  const child = spawn(
+    'unshare',
+    ['--user', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', holdScript, 'stowage-userns', process.execPath, ...process.execArgv, ...argv],
+    { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env: { ...process.env, [USERNS_ENV]: mapping.mode } },
+  );
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', (err) => reject(new UserNamespaceError(`cannot start unshare (util-linux): ${err.message}`)));
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
+  });
+  // Forward interruption so the build inside can stop runc and clean up itself.
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    const pid = child.pid;
+    if (pid === undefined) return await exited;
+    const gate = child.stdio[3] as NodeJS.WritableStream;
+    try {
+      await waitForNewNamespace(pid);
+      await writeIdMaps(pid, mapping);
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited.catch(() => 1);
+      throw err;
+    }
+    gate.end('go\n');
+    return await exited;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return table[signal] ?? 1;
+}
+
+/** Maps can only be written once unshare(2) has run in the child; until then its ns is ours. */
+async function waitForNewNamespace(pid: number): Promise<void> {
+  const ours = await readlink('/proc/self/ns/user');
+  for (let i = 0; i < 2000; i++) {
+    let theirs: string;
+    try {
+      theirs = await readlink(`/proc/${pid}/ns/user`);
+    } catch {
+      throw new UserNamespaceError('unshare exited before the user namespace was set up (are unprivileged user namespaces enabled?)');
+    }
+    if (theirs !== ours) return;
+    await sleep(2);
+  }
+  throw new UserNamespaceError('timed out waiting for unshare to create the user namespace');
+}
+
+function mapArgs(ranges: IdRange[]): string[] {
+  return ranges.flatMap((r) => [String(r.inside), String(r.outside), String(r.count)]);
+}
+
+function mapText(ranges: IdRange[]): string {
+  return ranges.map((r) => `${r.inside} ${r.outside} ${r.count}`).join('\n') + '\n';
+}
+
+async function writeIdMaps(pid: number, mapping: IdMapping): Promise<void> {
+  try {
+    if (mapping.mode === 'subid') {
+      await execFileAsync('newuidmap', [String(pid), ...mapArgs(mapping.uidMap)]);
+      await execFileAsync('newgidmap', [String(pid), ...mapArgs(mapping.gidMap)]);
+      return;
+    }
+    if (mapping.mode === 'single') {
+      // An unprivileged process may map only its own ids, and must give up setgroups first.
+      await writeFile(`/proc/${pid}/setgroups`, 'deny');
+    }
+    await writeFile(`/proc/${pid}/uid_map`, mapText(mapping.uidMap));
+    await writeFile(`/proc/${pid}/gid_map`, mapText(mapping.gidMap));
+  } catch (err) {
+    const detail = err instanceof Error ? (err as Error & { stderr?: string }).stderr?.trim() || err.message : String(err);
+    throw new UserNamespaceError(`cannot map ids into the build's user namespace (${mapping.mode}): ${detail}. Is the uidmap package installed and does the user have /etc/subuid and /etc/subgid entries?`);
+  }
+}

@@ -1,0 +1,479 @@
+/**
+ * Pull side of the OCI distribution protocol: resolve a reference to a
+ * platform-specific manifest and config, and download layers into the
+ * content store. Every byte that reaches the store is verified against its
+ * digest; manifests additionally against the digest we asked for (by digest)
+ * or the one the registry announced (by tag).
+ */
+import { Authorizer, type AuthContext } from './auth/authorizer.js';
+import { dockerConfigCredentials, type CredentialSource } from './auth/docker-config.js';
+import { bytesSource, type ContentStore } from './content-store.js';
+import { digestOf, parseDigest } from './digest.js';
+import {
+  BlobNotFoundError,
+  DigestMismatchError,
+  ManifestInvalidError,
+  ManifestNotFoundError,
+  PlatformNotFoundError,
+  RegistryAuthError,
+  RegistryError,
+  RegistryRequestError,
+  RegistryUnavailableError,
+} from './errors.js';
+import { formatPlatform, hostPlatform, normalizePlatform, platformScore } from './platform.js';
+import { parseReference, type Reference } from './reference.js';
+import { HttpResponse, Transport, apiHost, splitHostPort, type RetryOptions } from './transport.js';
+import {
+  INDEX_MEDIA_TYPES,
+  MANIFEST_MEDIA_TYPES,
+  MediaTypes,
+  type Descriptor,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+  type Platform,
+} from './types.js';
+import { parseImageConfig, parseImageIndex, parseImageManifest } from './validate.js';
+
+/** The distribution spec lets registries cap manifests at 4 MiB; anything larger is refused outright. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Configs are read into memory; real ones are kilobytes, generous cap against abuse. */
+const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
+/** Index → index nesting we are willing to follow. */
+const MAX_INDEX_DEPTH = 3;
+/** How long an unreachable mirror is skipped before being tried again. */
+const MIRROR_DOWN_MS = 60_000;
+
+const MANIFEST_ACCEPT = [MediaTypes.OCI_MANIFEST, MediaTypes.OCI_INDEX, MediaTypes.DOCKER_MANIFEST, MediaTypes.DOCKER_MANIFEST_LIST].join(', ');
+const KNOWN_MANIFEST_TYPES = [...MANIFEST_MEDIA_TYPES, ...INDEX_MEDIA_TYPES];
+const SCHEMA1_TYPES: readonly string[] = [MediaTypes.DOCKER_MANIFEST_V1, MediaTypes.DOCKER_MANIFEST_V1_SIGNED, 'application/vnd.docker.distribution.manifest.v1+prettyjws'];
+const CONFIG_MEDIA_TYPES: readonly string[] = [MediaTypes.OCI_CONFIG, MediaTypes.DOCKER_CONFIG];
+
+export interface RegistryClientOptions {
+  store: ContentStore;
+  /** Default hostPlatform(). */
+  platform?: Platform;
+  /** Registry host → mirror hosts (HOST[:PORT], or http(s):// URLs), tried in order before the origin. */
+  mirrors?: Record<string, string[]>;
+  /** HOST[:PORT] to reach over plain HTTP (loopback always is). */
+  insecureRegistries?: string[];
+  /** Default: Docker's config.json (`$DOCKER_CONFIG` or ~/.docker). */
+  credentials?: CredentialSource;
+  /** Progress lines. Never given credentials or tokens. */
+  log?: (line: string) => void;
+  retry?: RetryOptions;
+  /** Parallel layer downloads, default 3. */
+  concurrency?: number;
+  /** Fail a request when no bytes arrive for this long. Default 60 000 ms. */
+  idleTimeoutMs?: number;
+}
+
+export interface ResolvedImage {
+  reference: Reference;
+  manifestDigest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  configDigest: string;
+  platform: Platform;
+  index?: { digest: string; index: ImageIndex };
+}
+
+interface Endpoint {
+  /** Host contacted, e.g. 'registry-1.docker.io' or '127.0.0.1:5055'. */
+  host: string;
+  /** Host credentials are looked up under. */
+  credentialHost: string;
+  mirror: boolean;
+}
+
+interface FetchedManifest {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string;
+  json: unknown;
+}
+
+/** Belt and braces: whatever reaches a log line or error detail, no auth header value survives. */
+export function scrubSecrets(s: string): string {
+  return s.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 <redacted>');
+}
+
+function shortDigest(d: string): string {
+  const colon = d.indexOf(':');
+  return colon === -1 ? d : d.slice(colon + 1, colon + 13);
+}
+
+function humanSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Media type of a manifest body: its own mediaType field first (it is what the digest covers), then Content-Type, then shape. */
+function classifyManifest(bytes: Buffer, contentType: string | null, what: string): { mediaType: string; json: unknown } {
+  const headerType = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (SCHEMA1_TYPES.includes(headerType)) {
+    throw new ManifestInvalidError(`${what}: Docker schema1 manifests are not supported (${headerType}); the image must be re-pushed with a current client`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new ManifestInvalidError(`${what}: manifest is not valid JSON (content type "${headerType.slice(0, 100)}")`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ManifestInvalidError(`${what}: manifest is not a JSON object`);
+  const o = json as Record<string, unknown>;
+  let mediaType = typeof o['mediaType'] === 'string' ? o['mediaType'] : undefined;
+  if (mediaType === undefined && KNOWN_MANIFEST_TYPES.includes(headerType)) mediaType = headerType;
+  if (mediaType === undefined && o['schemaVersion'] === 2) {
+    // OCI allows omitting mediaType; fall back to shape, as containerd does.
+    if (Array.isArray(o['manifests'])) mediaType = MediaTypes.OCI_INDEX;
+    else if (typeof o['config'] === 'object' && Array.isArray(o['layers'])) mediaType = MediaTypes.OCI_MANIFEST;
+  }
+  if (mediaType === undefined && o['schemaVersion'] === 1) {
+    throw new ManifestInvalidError(`${what}: Docker schema1 manifests are not supported`);
+  }
+  if (mediaType === undefined || !KNOWN_MANIFEST_TYPES.includes(mediaType)) {
+    throw new ManifestInvalidError(`${what}: unsupported manifest media type "${(mediaType ?? (headerType || 'none')).slice(0, 100)}"`);
+  }
+  return { mediaType, json };
+}
+
+async function mapPool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    // Stop taking new work after the first failure, but let running downloads finish cleanly.
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  if (failure !== undefined) throw failure.error;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class RegistryClient {
+  private readonly store: ContentStore;
+  private readonly platform: Platform;
+  private readonly mirrors: Map<string, string[]>;
+  private readonly transport: Transport;
+  private readonly auth: Authorizer;
+  private readonly logFn: (line: string) => void;
+  private readonly concurrency: number;
+  /** One download per digest at a time within this client. */
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Mirrors that were unreachable, until when to skip them. */
+  private readonly mirrorDownUntil = new Map<string, number>();
+
+  constructor(opts: RegistryClientOptions) {
+    this.store = opts.store;
+    this.platform = normalizePlatform(opts.platform ?? hostPlatform());
+    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? 3));
+    const userLog = opts.log;
+    this.logFn = userLog ? (line) => userLog(scrubSecrets(line)) : () => undefined;
+
+    // Mirrors may be written as URLs (as in Docker's daemon.json); an
+    // explicit http:// makes that mirror plain HTTP.
+    const insecure = [...(opts.insecureRegistries ?? [])];
+    this.mirrors = new Map();
+    for (const [registry, list] of Object.entries(opts.mirrors ?? {})) {
+      const hosts = list.map((m) => {
+        if (!m.includes('://')) return m.replace(/\/+$/, '');
+        const u = new URL(m);
+        if (u.protocol === 'http:') insecure.push(u.host);
+        return u.host;
+      });
+      this.mirrors.set(registry === 'index.docker.io' ? 'docker.io' : registry, hosts);
+    }
+    this.transport = new Transport({
+      insecureRegistries: insecure,
+      ...(opts.retry !== undefined ? { retry: opts.retry } : {}),
+      ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+      log: this.logFn,
+    });
+    this.auth = new Authorizer(this.transport, opts.credentials ?? dockerConfigCredentials());
+  }
+
+  private endpoints(ref: Reference): Endpoint[] {
+    const mirrors = (this.mirrors.get(ref.registry) ?? []).map((h) => ({ host: h, credentialHost: h, mirror: true }));
+    return [...mirrors, { host: apiHost(ref.registry), credentialHost: ref.registry, mirror: false }];
+  }
+
+  /**
+   * Runs `fn` against each mirror, then the origin, until one succeeds.
+   * Any registry-level failure of a mirror (down, missing content, bad
+   * bytes, auth) falls through to the next; the origin's error is final.
+   */
+  private async withFallback<T>(ref: Reference, what: string, fn: (ep: Endpoint) => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const eps = this.endpoints(ref).filter((ep) => !ep.mirror || (this.mirrorDownUntil.get(ep.host) ?? 0) <= now);
+    for (const [i, ep] of eps.entries()) {
+      try {
+        const result = await fn(ep);
+        if (ep.mirror) this.logFn(`${what}: served by mirror ${ep.host}`);
+        else if (i > 0) this.logFn(`${what}: served by ${ep.host} (origin)`);
+        return result;
+      } catch (err) {
+        if (!(err instanceof RegistryError) || i === eps.length - 1) throw err;
+        if (err instanceof RegistryUnavailableError) {
+          // Unreachable mirror: skip it for a while instead of paying its retries on every blob.
+          this.mirrorDownUntil.set(ep.host, Date.now() + MIRROR_DOWN_MS);
+        }
+        const next = eps[i + 1] as Endpoint;
+        this.logFn(`mirror ${ep.host} failed: ${err.message}; trying ${next.mirror ? 'mirror ' : ''}${next.host}`);
+      }
+    }
+    throw new RegistryUnavailableError(`${what}: no endpoints`); // unreachable: the origin is always last
+  }
+
+  /** A request with auth: one retry after a 401 teaches us a new challenge; a second 401 is final. */
+  private async send(ep: Endpoint, ref: Reference, path: string, headers: Record<string, string>, what: string): Promise<HttpResponse> {
+    const ctx: AuthContext = { host: ep.host, credentialHost: ep.credentialHost, repository: ref.repository, what };
+    const url = `${this.transport.baseUrl(ep.host)}${path}`;
+    for (let round = 0; round < 2; round++) {
+      const authorization = await this.auth.header(ctx);
+      const res = await this.transport.request(url, { headers: { ...headers, ...(authorization !== undefined ? { authorization } : {}) }, what });
+      if (res.status !== 401) return res;
+      const challenge = res.headers.get('www-authenticate');
+      await res.discard();
+      if (round === 0 && (await this.auth.unauthorized(ctx, challenge))) continue;
+      break;
+    }
+    const hasCreds = await this.auth.hasCredentials(ep.credentialHost);
+    throw new RegistryAuthError(
+      `${what}: authentication failed at ${ep.host} (${hasCreds ? 'credentials were rejected' : `no credentials configured for ${ep.credentialHost}`})`,
+    );
+  }
+
+  /** Turns an unexpected status into a typed error, with the registry's own error code if it sent one. */
+  private async statusError(res: HttpResponse, ep: Endpoint, what: string): Promise<RegistryError> {
+    let detail = '';
+    try {
+      const body: unknown = JSON.parse(await res.text(64 * 1024));
+      const first = (body as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0];
+      if (first !== undefined) {
+        detail = `: ${[first.code, first.message].filter((x) => typeof x === 'string').join(' ')}`.slice(0, 200);
+      }
+    } catch {
+      await res.discard();
+    }
+    detail = scrubSecrets(detail);
+    if (res.status === 403) return new RegistryAuthError(`${what}: access denied by ${ep.host}${detail}`);
+    return new RegistryRequestError(res.status, `${what}: HTTP ${res.status} from ${ep.host}${detail}`);
+  }
+
+  /**
+   * Gets a manifest by tag or digest. With a digest, the local store is
+   * consulted first (its contents are verified), so digest-pinned builds
+   * work offline.
+   */
+  private async getManifest(ep: Endpoint, ref: Reference, tagOrDigest: string, expected?: { digest: string; size?: number }): Promise<FetchedManifest> {
+    const what = `manifest ${ref.toString()}${tagOrDigest === ref.digest || tagOrDigest === ref.tag ? '' : ` (${tagOrDigest})`}`;
+    if (expected !== undefined && (await this.store.has(expected.digest))) {
+      const bytes = await this.store.readBlob(expected.digest);
+      if (bytes.byteLength <= MAX_MANIFEST_BYTES) {
+        const { mediaType, json } = classifyManifest(bytes, null, what);
+        return { bytes, digest: expected.digest, mediaType, json };
+      }
+    }
+    if (expected?.size !== undefined && expected.size > MAX_MANIFEST_BYTES) {
+      throw new ManifestInvalidError(`${what}: manifest of ${expected.size} bytes exceeds the ${MAX_MANIFEST_BYTES}-byte limit`);
+    }
+    const res = await this.send(ep, ref, `/v2/${ref.repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what);
+    if (res.status === 404) {
+      await res.discard();
+      throw new ManifestNotFoundError(`${what}: manifest unknown at ${ep.host}`);
+    }
+    if (res.status !== 200) throw await this.statusError(res, ep, what);
+    const bytes = await res.bytes(MAX_MANIFEST_BYTES, (l) => new ManifestInvalidError(`${what}: manifest from ${ep.host} exceeds the ${l}-byte limit`));
+
+    let digest: string;
+    if (expected !== undefined) {
+      digest = digestOf(bytes, parseDigest(expected.digest).algorithm);
+      if (digest !== expected.digest) {
+        throw new DigestMismatchError(`${what}: manifest from ${ep.host} has digest ${digest}, expected ${expected.digest}`);
+      }
+      if (expected.size !== undefined && bytes.byteLength !== expected.size) {
+        throw new DigestMismatchError(`${what}: manifest from ${ep.host} is ${bytes.byteLength} bytes, descriptor says ${expected.size}`);
+      }
+    } else {
+      const announced = res.headers.get('docker-content-digest');
+      digest = digestOf(bytes);
+      if (announced !== null && announced !== '') {
+        let alg: 'sha256' | 'sha512';
+        try {
+          alg = parseDigest(announced).algorithm;
+        } catch {
+          throw new ManifestInvalidError(`${what}: ${ep.host} sent an invalid Docker-Content-Digest header`);
+        }
+        const actual = digestOf(bytes, alg);
+        if (actual !== announced) {
+          throw new DigestMismatchError(`${what}: manifest from ${ep.host} has digest ${actual}, but the registry announced ${announced}`);
+        }
+        digest = announced;
+      }
+    }
+    const { mediaType, json } = classifyManifest(bytes, res.headers.get('content-type'), what);
+    await this.store.ingest(bytesSource(bytes), { digest, size: bytes.byteLength });
+    return { bytes, digest, mediaType, json };
+  }
+
+  private pickFromIndex(ref: Reference, index: ImageIndex, indexDigest: string): Descriptor {
+    let best: Descriptor | undefined;
+    let bestScore = 0;
+    for (const d of index.manifests) {
+      if (d.platform === undefined || !KNOWN_MANIFEST_TYPES.includes(d.mediaType)) continue;
+      const score = platformScore(this.platform, d.platform);
+      if (score > bestScore) {
+        best = d;
+        bestScore = score;
+      }
+    }
+    if (best === undefined) {
+      const available = index.manifests
+        .filter((d) => d.platform !== undefined && d.platform.os !== 'unknown') // skip attestation manifests
+        .map((d) => formatPlatform(d.platform as Platform));
+      throw new PlatformNotFoundError(
+        `${ref.toString()}: no image for platform ${formatPlatform(this.platform)} in index ${indexDigest}; available: ${available.length > 0 ? [...new Set(available)].join(', ') : 'none'}`,
+      );
+    }
+    return best;
+  }
+
+  private async resolveFrom(ep: Endpoint, ref: Reference): Promise<ResolvedImage> {
+    const pin = ref.digest ?? ref.tag ?? 'latest';
+    let current = await this.getManifest(ep, ref, pin, ref.digest !== undefined ? { digest: ref.digest } : undefined);
+    let top: { digest: string; index: ImageIndex } | undefined;
+    let platformFromIndex: Platform | undefined;
+    for (let depth = 0; INDEX_MEDIA_TYPES.includes(current.mediaType); depth++) {
+      if (depth >= MAX_INDEX_DEPTH) throw new ManifestInvalidError(`${ref.toString()}: image indexes nested more than ${MAX_INDEX_DEPTH} deep`);
+      const index = wrap(ref, () => parseImageIndex(current.json));
+      top ??= { digest: current.digest, index };
+      const chosen = this.pickFromIndex(ref, index, current.digest);
+      platformFromIndex = chosen.platform;
+      current = await this.getManifest(ep, ref, chosen.digest, { digest: chosen.digest, size: chosen.size });
+    }
+    const manifest = wrap(ref, () => parseImageManifest(current.json));
+    if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType)) {
+      throw new ManifestInvalidError(`${ref.toString()}: not a container image (config media type "${manifest.config.mediaType.slice(0, 100)}")`);
+    }
+    if (manifest.config.size > MAX_CONFIG_BYTES) {
+      throw new ManifestInvalidError(`${ref.toString()}: image config of ${manifest.config.size} bytes exceeds the ${MAX_CONFIG_BYTES}-byte limit`);
+    }
+    await this.fetchBlobFrom(ep, ref, manifest.config);
+    const configBytes = await this.store.readBlob(manifest.config.digest);
+    let configJson: unknown;
+    try {
+      configJson = JSON.parse(configBytes.toString('utf8'));
+    } catch {
+      throw new ManifestInvalidError(`${ref.toString()}: image config ${manifest.config.digest} is not valid JSON`);
+    }
+    const config = wrap(ref, () => parseImageConfig(configJson));
+    // Docker refuses images whose config and manifest disagree on layer count; so do we.
+    if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw new ManifestInvalidError(
+        `${ref.toString()}: manifest has ${manifest.layers.length} layers but the config lists ${config.rootfs.diff_ids.length} diff_ids`,
+      );
+    }
+    const platform: Platform = { os: config.os, architecture: config.architecture };
+    const variant = config.variant ?? platformFromIndex?.variant;
+    if (variant !== undefined) platform.variant = variant;
+    if (config['os.version'] !== undefined) platform['os.version'] = config['os.version'];
+    if (top === undefined && platformScore(this.platform, platform) === 0) {
+      // Single-platform image for another platform: Docker warns and proceeds; so do we.
+      this.logFn(`warning: ${ref.toString()} is ${formatPlatform(platform)}, not the requested ${formatPlatform(this.platform)}`);
+    }
+    const resolved: ResolvedImage = { reference: ref, manifestDigest: current.digest, manifest, config, configDigest: manifest.config.digest, platform };
+    if (top !== undefined) resolved.index = top;
+    return resolved;
+  }
+
+  /** Manifest (choosing from an index by platform) plus config, both verified and stored. */
+  async resolve(input: Reference | string): Promise<ResolvedImage> {
+    const ref = typeof input === 'string' ? parseReference(input) : input;
+    const what = `resolve ${ref.toString()}`;
+    const resolved = await this.withFallback(ref, what, (ep) => this.resolveFrom(ep, ref));
+    this.logFn(`${ref.toString()}: resolved to ${resolved.manifestDigest} (${formatPlatform(resolved.platform)})`);
+    return resolved;
+  }
+
+  /** resolve() plus every layer, downloaded in parallel (bounded), skipping those already stored. */
+  async pull(input: Reference | string): Promise<ResolvedImage> {
+    const resolved = await this.resolve(input);
+    const ref = resolved.reference;
+    const seen = new Set<string>();
+    const layers = resolved.manifest.layers.filter((l) => !seen.has(l.digest) && (seen.add(l.digest), true));
+    const missing: Descriptor[] = [];
+    for (const l of layers) if (!(await this.store.has(l.digest))) missing.push(l);
+    if (missing.length < layers.length) this.logFn(`${ref.toString()}: ${layers.length - missing.length} of ${layers.length} layers already present`);
+    await mapPool(missing, this.concurrency, (l) => this.fetchBlob(ref, l));
+    this.logFn(`${ref.toString()}: pulled ${resolved.manifestDigest}`);
+    return resolved;
+  }
+
+  /** Ensures one blob is in the store (mirrors first, then the origin). */
+  async fetchBlob(ref: Reference, desc: Descriptor): Promise<void> {
+    let p = this.inflight.get(desc.digest);
+    if (p === undefined) {
+      p = this.withFallback(ref, `blob ${desc.digest} of ${ref.toString()}`, (ep) => this.fetchBlobFrom(ep, ref, desc)).finally(() =>
+        this.inflight.delete(desc.digest),
+      );
+      this.inflight.set(desc.digest, p);
+    }
+    return p;
+  }
+
+  /**
+   * Downloads one blob from one endpoint, streaming into the store. The
+   * transport retries getting a response; this loop retries a body that
+   * fails mid-stream (reset, stall). Bad bytes are not retried here: the
+   * caller falls back to the next endpoint.
+   */
+  private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor): Promise<void> {
+    if (await this.store.has(desc.digest)) return;
+    parseDigest(desc.digest);
+    const what = `blob ${desc.digest} of ${ref.toString()}`;
+    const attempts = this.transport.attempts;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(ep, ref, `/v2/${ref.repository}/blobs/${desc.digest}`, {}, what);
+      if (res.status === 404) {
+        await res.discard();
+        throw new BlobNotFoundError(`${what}: blob unknown at ${ep.host}`);
+      }
+      if (res.status !== 200) throw await this.statusError(res, ep, what);
+      const started = Date.now();
+      this.logFn(`${shortDigest(desc.digest)}: downloading ${humanSize(desc.size)} from ${ep.host}`);
+      try {
+        await this.store.ingest(res.stream(), { digest: desc.digest, size: desc.size });
+        this.logFn(`${shortDigest(desc.digest)}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        return;
+      } catch (err) {
+        if (!(err instanceof RegistryUnavailableError) || attempt + 1 >= attempts) throw err;
+        const delay = this.transport.backoff(attempt);
+        this.logFn(`${shortDigest(desc.digest)}: ${err.message}; retrying in ${delay} ms (attempt ${attempt + 2}/${attempts})`);
+        await sleep(delay);
+      }
+    }
+  }
+}
+
+/** Re-labels validation errors with the reference they came from. */
+function wrap<T>(ref: Reference, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ManifestInvalidError) throw new ManifestInvalidError(`${ref.toString()}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+export { splitHostPort };

@@ -1,0 +1,213 @@
+/**
+ * Content-addressed blob store: <root>/blobs/<alg>/<hex>.
+ *
+ * Invariant: a file under blobs/ always holds exactly the bytes its name
+ * says. Everything is written under ingest/ first, hashed while written,
+ * fsynced, and only renamed into blobs/ after verification; rename is atomic
+ * on one filesystem, so a crash leaves at worst a stale file in ingest/
+ * (see cleanupIngest), never a wrong blob.
+ *
+ * Hashing uses node:crypto directly rather than ssri: OCI digests are
+ * `alg:hex`, not SRI `alg-base64`, and hashing inside our own write loop lets
+ * us stop reading as soon as the declared size is exceeded and decide exactly
+ * when verification happens relative to fsync and rename.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hasherFor, parseDigest, sha256Digest } from './digest.js';
+import { BlobNotFoundError, DigestMismatchError } from './errors.js';
+
+const DEFAULT_STALE_INGEST_MS = 24 * 60 * 60 * 1000;
+
+export interface IngestExpectation {
+  digest: string;
+  size?: number;
+}
+
+function toBytes(chunk: Uint8Array | string): Uint8Array {
+  return typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+}
+
+/** Adapts in-memory bytes to the streaming ingest path, so there is one verified write path. */
+export async function* bytesSource(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT';
+}
+
+export class ContentStore {
+  private constructor(readonly root: string) {}
+
+  static async open(root: string): Promise<ContentStore> {
+    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+    await mkdir(join(root, 'ingest'), { recursive: true });
+    return new ContentStore(root);
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, 'blobs', algorithm, hex);
+  }
+
+  /** A fresh path under ingest/, on the same filesystem as blobs/ so rename is atomic. */
+  tempPath(): string {
+    return join(this.root, 'ingest', randomUUID());
+  }
+
+  async has(digest: string): Promise<boolean> {
+    try {
+      return (await stat(this.blobPath(digest))).isFile();
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Streams `source` into the store, verifying size and digest on the way.
+   * On any failure the partial file is removed and nothing appears in blobs/.
+   */
+  async ingest(source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, expected: IngestExpectation): Promise<void> {
+    const hasher = hasherFor(expected.digest); // validates the digest before touching disk
+    const tmp = this.tempPath();
+    const fh = await open(tmp, 'wx', 0o644);
+    let closed = false;
+    try {
+      let size = 0;
+      for await (const raw of source as AsyncIterable<Uint8Array | string>) {
+        const chunk = toBytes(raw);
+        size += chunk.byteLength;
+        if (expected.size !== undefined && size > expected.size) {
+          // Stop early: a server sending more than promised is broken or hostile.
+          throw new DigestMismatchError(`blob ${expected.digest}: received more than the expected ${expected.size} bytes`);
+        }
+        hasher.update(chunk);
+        await fh.write(chunk);
+      }
+      if (expected.size !== undefined && size !== expected.size) {
+        throw new DigestMismatchError(`blob ${expected.digest}: size mismatch, expected ${expected.size} bytes, got ${size}`);
+      }
+      const actual = hasher.digest();
+      if (actual !== expected.digest) {
+        throw new DigestMismatchError(`blob digest mismatch: expected ${expected.digest}, got ${actual}`);
+      }
+      await fh.sync();
+      await fh.close();
+      closed = true;
+      await this.commit(tmp, expected.digest);
+    } catch (err) {
+      if (!closed) await fh.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** For content we produce ourselves (configs, manifests). */
+  async writeBlob(data: Uint8Array | string): Promise<{ digest: string; size: number }> {
+    const bytes = toBytes(data);
+    const digest = sha256Digest(bytes);
+    if (!(await this.has(digest))) await this.ingest(bytesSource(bytes), { digest, size: bytes.byteLength });
+    return { digest, size: bytes.byteLength };
+  }
+
+  /**
+   * Moves a file we produced into the store. With verify: true it is re-hashed
+   * first (and deleted on mismatch); otherwise the caller vouches for `digest`.
+   */
+  async importFile(tempPath: string, digest: string, opts: { verify?: boolean } = {}): Promise<void> {
+    parseDigest(digest);
+    if (opts.verify === true) {
+      const hasher = hasherFor(digest);
+      for await (const chunk of createReadStream(tempPath)) hasher.update(chunk as Buffer);
+      const actual = hasher.digest();
+      if (actual !== digest) {
+        await rm(tempPath, { force: true });
+        throw new DigestMismatchError(`imported file digest mismatch: expected ${digest}, got ${actual}`);
+      }
+    }
+    // The producer may not have fsynced; the rename must not become visible before the data.
+    const fh = await open(tempPath, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await this.commit(tempPath, digest);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EXDEV') throw err;
+      // Different filesystem after all: copy into ingest/ first so the final step is still a rename.
+      const tmp = this.tempPath();
+      try {
+        await copyFile(tempPath, tmp);
+        const copy = await open(tmp, 'r+');
+        await copy.sync().finally(() => copy.close());
+        await this.commit(tmp, digest);
+        await unlink(tempPath);
+      } catch (copyErr) {
+        await rm(tmp, { force: true });
+        throw copyErr;
+      }
+    }
+  }
+
+  /** Atomic publish. Concurrent commits of one digest are harmless: same bytes, last rename wins. */
+  private async commit(tmp: string, digest: string): Promise<void> {
+    const { algorithm } = parseDigest(digest);
+    const dir = join(this.root, 'blobs', algorithm);
+    await mkdir(dir, { recursive: true });
+    await rename(tmp, this.blobPath(digest));
+    // fsync the directory so the rename itself survives a crash.
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  }
+
+  /** Whole blob in memory: for manifests and configs only. */
+  async readBlob(digest: string): Promise<Buffer> {
+    try {
+      return await readFile(this.blobPath(digest));
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(`blob ${digest} is not in the content store`);
+      throw err;
+    }
+  }
+
+  openRead(digest: string): NodeJS.ReadableStream {
+    return createReadStream(this.blobPath(digest));
+  }
+
+  async size(digest: string): Promise<number> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(`blob ${digest} is not in the content store`);
+      throw err;
+    }
+  }
+
+  /**
+   * Removes partial downloads left by crashed or killed processes. The age
+   * threshold keeps ingests that are still running in other processes safe.
+   */
+  async cleanupIngest(olderThanMs: number = DEFAULT_STALE_INGEST_MS): Promise<void> {
+    const dir = join(this.root, 'ingest');
+    const cutoff = Date.now() - olderThanMs;
+    for (const name of await readdir(dir)) {
+      const p = join(dir, name);
+      try {
+        const st = await stat(p);
+        if (st.mtimeMs <= cutoff) await rm(p, { recursive: true, force: true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err; // finished (renamed) while we looked: fine
+      }
+    }
+  }
+}

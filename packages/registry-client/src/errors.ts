@@ -1,0 +1,83 @@
+/**
+ * Typed errors with stable `code`s. Callers (the build engine, the CLI) switch
+ * on `code`, never on message text, so messages can be improved freely.
+ *
+ * Messages name the reference and, where relevant, the registry host that
+ * failed. They must never contain credentials or tokens: anything derived from
+ * a server response goes through `redact()` in client.ts before it lands here.
+ */
+export class RegistryError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidReferenceError extends RegistryError {
+  constructor(message: string) {
+    super('E_INVALID_REFERENCE', message);
+  }
+}
+
+export class RegistryAuthError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_REGISTRY_AUTH', message, options);
+  }
+}
+
+export class ManifestNotFoundError extends RegistryError {
+  constructor(message: string) {
+    super('E_MANIFEST_UNKNOWN', message);
+  }
+}
+
+export class ManifestInvalidError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_MANIFEST_INVALID', message, options);
+  }
+}
+
+/** Also used for size mismatches: both mean "these bytes are not what was promised". */
+export class DigestMismatchError extends RegistryError {
+  constructor(message: string) {
+    super('E_DIGEST_MISMATCH', message);
+  }
+}
+
+export class PlatformNotFoundError extends RegistryError {
+  constructor(message: string) {
+    super('E_PLATFORM_NOT_FOUND', message);
+  }
+}
+
+/** Connection failures, timeouts, and 5xx/429 that persisted through every retry. */
+export class RegistryUnavailableError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_REGISTRY_UNAVAILABLE', message, options);
+  }
+}
+
+/** A malformed or unsupported digest string (from a caller or a manifest). */
+export class InvalidDigestError extends RegistryError {
+  constructor(message: string) {
+    super('E_INVALID_DIGEST', message);
+  }
+}
+
+/** A blob the registry (or the local content store) does not have. */
+export class BlobNotFoundError extends RegistryError {
+  constructor(message: string) {
+    super('E_BLOB_UNKNOWN', message);
+  }
+}
+
+/** Any other non-retryable HTTP failure (400, 405, …). */
+export class RegistryRequestError extends RegistryError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super('E_REGISTRY_REQUEST', message);
+    this.status = status;
+  }
+}

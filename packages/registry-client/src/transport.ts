@@ -1,0 +1,309 @@
+/**
+ * HTTP for registries: scheme choice, redirects, retries with backoff, and
+ * idle timeouts. Built on Node's global fetch (undici).
+ *
+ * Redirects are followed by hand (not by fetch) so that the Authorization
+ * header is provably dropped whenever a redirect leaves the origin: blob
+ * downloads are routinely redirected to object storage, which must never see
+ * registry credentials.
+ */
+import { isIP } from 'node:net';
+import { RegistryUnavailableError } from './errors.js';
+
+export interface RetryOptions {
+  /** Total attempts including the first. Default 4. */
+  attempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface TransportOptions {
+  insecureRegistries?: string[];
+  retry?: RetryOptions;
+  /** Abort when no bytes (or no response headers) arrive for this long. Default 60 s. */
+  idleTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+const USER_AGENT = 'stowage-registry-client/0.1';
+/** A server may ask for a long Retry-After; we honour it up to this bound so a pull never hangs for hours. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Splits `host[:port]` (IPv6 in brackets) into its parts. */
+export function splitHostPort(hostPort: string): { hostname: string; port?: string } {
+  if (hostPort.startsWith('[')) {
+    const end = hostPort.indexOf(']');
+    const hostname = hostPort.slice(1, end === -1 ? undefined : end);
+    const rest = end === -1 ? '' : hostPort.slice(end + 1);
+    return rest.startsWith(':') ? { hostname, port: rest.slice(1) } : { hostname };
+  }
+  const colon = hostPort.lastIndexOf(':');
+  if (colon !== -1 && hostPort.indexOf(':') === colon) return { hostname: hostPort.slice(0, colon), port: hostPort.slice(colon + 1) };
+  return { hostname: hostPort };
+}
+
+/** Loopback as Docker treats it: localhost, 127.0.0.0/8 and ::1 are reachable over plain HTTP. */
+export function isLoopbackHost(hostPort: string): boolean {
+  const { hostname } = splitHostPort(hostPort);
+  const h = hostname.toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
+  return false;
+}
+
+/** The host that actually serves the API; Docker Hub's reference domain is not it. */
+export function apiHost(registry: string): string {
+  return registry === 'docker.io' || registry === 'index.docker.io' ? 'registry-1.docker.io' : registry;
+}
+
+/** Host and path only: query strings of redirect targets carry signatures and must not reach logs. */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname}`;
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+/**
+ * A response whose body reads are guarded by the idle timeout. Always consume
+ * it (bytes/stream) or discard it, so the connection is released.
+ */
+export class HttpResponse {
+  constructor(
+    private readonly res: Response,
+    private readonly controller: AbortController,
+    private readonly idleTimeoutMs: number,
+    /** Final URL after redirects. */
+    readonly url: string,
+    private readonly what: string,
+  ) {}
+
+  get status(): number {
+    return this.res.status;
+  }
+
+  get headers(): Headers {
+    return this.res.headers;
+  }
+
+  /** Streams the body; throws RegistryUnavailableError if it stalls for longer than the idle timeout. */
+  async *stream(): AsyncGenerator<Uint8Array> {
+    const body = this.res.body;
+    if (body === null) return;
+    const reader = body.getReader();
+    let finished = false;
+    try {
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new RegistryUnavailableError(`${this.what}: no data received for ${this.idleTimeoutMs} ms from ${describeUrl(this.url)}`)),
+            this.idleTimeoutMs,
+          );
+        });
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await Promise.race([reader.read(), stalled]);
+        } catch (err) {
+          if (err instanceof RegistryUnavailableError) throw err;
+          throw new RegistryUnavailableError(`${this.what}: connection to ${describeUrl(this.url)} failed while reading: ${errorText(err)}`, { cause: err });
+        } finally {
+          clearTimeout(timer);
+        }
+        if (chunk.done) {
+          finished = true;
+          return;
+        }
+        yield chunk.value;
+      }
+    } finally {
+      if (!finished) {
+        // Early exit (error, timeout, consumer stopped): tear the connection down.
+        this.controller.abort();
+        reader.cancel().catch(() => undefined);
+      }
+      try {
+        reader.releaseLock();
+      } catch {
+        // Older stream implementations refuse while a read is pending; the body is cancelled anyway.
+      }
+    }
+  }
+
+  /** Reads the whole body, refusing more than `limit` bytes. */
+  async bytes(limit: number, tooLarge: (limit: number) => Error): Promise<Buffer> {
+    const declared = Number(this.res.headers.get('content-length') ?? '');
+    if (Number.isFinite(declared) && declared > limit) {
+      await this.discard();
+      throw tooLarge(limit);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const c of this.stream()) {
+      total += c.byteLength;
+      if (total > limit) throw tooLarge(limit); // generator's finally aborts the connection
+      chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    }
+    return Buffer.concat(chunks, total);
+  }
+
+  async text(limit = 1 << 20): Promise<string> {
+    return (await this.bytes(limit, (l) => new RegistryUnavailableError(`${this.what}: response larger than ${l} bytes`))).toString('utf8');
+  }
+
+  async discard(): Promise<void> {
+    this.controller.abort();
+    await this.res.body?.cancel().catch(() => undefined);
+  }
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Human description for errors and logs, e.g. "manifest docker.io/library/golang:1.21". */
+  what: string;
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  const code = cause instanceof Error ? ((cause as Error & { code?: string }).code ?? cause.message) : undefined;
+  // undici says only "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND, …) is in the cause.
+  if (err.message === 'fetch failed' && code !== undefined) return code;
+  return code !== undefined && code !== err.message ? `${err.message} (${code})` : err.message;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Retry-After is either delta-seconds or an HTTP-date. */
+export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {
+  if (v === null || v.trim() === '') return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+export class Transport {
+  private readonly insecure: Set<string>;
+  readonly attempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  readonly idleTimeoutMs: number;
+  private readonly log: (line: string) => void;
+
+  constructor(opts: TransportOptions = {}) {
+    this.insecure = new Set((opts.insecureRegistries ?? []).map((h) => h.toLowerCase()));
+    this.attempts = Math.max(1, Math.floor(opts.retry?.attempts ?? 4));
+    this.baseDelayMs = Math.max(0, opts.retry?.baseDelayMs ?? 250);
+    this.maxDelayMs = Math.max(this.baseDelayMs, opts.retry?.maxDelayMs ?? 10_000);
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** Plain HTTP only for loopback and explicitly insecure registries (HOST or HOST:PORT). */
+  schemeFor(hostPort: string): 'http' | 'https' {
+    const h = hostPort.toLowerCase();
+    if (isLoopbackHost(h) || this.insecure.has(h) || this.insecure.has(splitHostPort(h).hostname)) return 'http';
+    return 'https';
+  }
+
+  baseUrl(registryHost: string): string {
+    const host = apiHost(registryHost);
+    return `${this.schemeFor(host)}://${host}`;
+  }
+
+  /** Exponential backoff with "equal jitter": half fixed, half random, so retries from many clients spread out. */
+  backoff(attempt: number): number {
+    const exp = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  /**
+   * Sends a request, following redirects and retrying transient failures
+   * (connection errors, timeouts, 429, 500/502/503/504). Other statuses are
+   * returned for the caller to interpret. Throws RegistryUnavailableError once
+   * every attempt is used up.
+   */
+  async request(url: string, opts: RequestOptions): Promise<HttpResponse> {
+    let lastProblem = '';
+    let lastError: unknown;
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      let delay = 0;
+      try {
+        const res = await this.once(url, opts);
+        if (!RETRY_STATUSES.has(res.status)) return res;
+        lastProblem = `HTTP ${res.status} from ${describeUrl(res.url)}`;
+        const retryAfter = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
+        delay = retryAfter !== undefined ? Math.min(retryAfter, MAX_RETRY_AFTER_MS) : this.backoff(attempt);
+        await res.discard();
+      } catch (err) {
+        lastError = err;
+        lastProblem = err instanceof RegistryUnavailableError ? err.message : errorText(err);
+        delay = this.backoff(attempt);
+      }
+      if (attempt + 1 < this.attempts) {
+        this.log(`retrying ${opts.what} in ${delay} ms (attempt ${attempt + 2}/${this.attempts}): ${lastProblem}`);
+        await sleep(delay);
+      }
+    }
+    throw new RegistryUnavailableError(`${opts.what}: ${lastProblem} (gave up after ${this.attempts} attempts)`, { cause: lastError });
+  }
+
+  /** One attempt: fetch plus manual redirect handling. */
+  private async once(startUrl: string, opts: RequestOptions): Promise<HttpResponse> {
+    let url = startUrl;
+    const origin = new URL(startUrl).origin;
+    let method = opts.method ?? 'GET';
+    let body = opts.body;
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
+    // Once a redirect leaves the origin, credentials stay off for the rest of
+    // the chain, even if it later bounces back.
+    let leftOrigin = false;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const controller = new AbortController();
+      // Time to response headers is bounded by the same idle timeout.
+      const timer = setTimeout(() => controller.abort(new Error(`no response within ${this.idleTimeoutMs} ms`)), this.idleTimeoutMs);
+      let res: Response;
+      try {
+        if (new URL(url).origin !== origin) leftOrigin = true;
+        const sendHeaders = leftOrigin ? withoutAuthorization(headers) : headers;
+        res = await fetch(url, { method, headers: sendHeaders, body, redirect: 'manual', signal: controller.signal });
+      } catch (err) {
+        const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : err;
+        throw new RegistryUnavailableError(`cannot reach ${describeUrl(url)}: ${errorText(reason)}`, { cause: err });
+      } finally {
+        clearTimeout(timer);
+      }
+      const location = res.headers.get('location');
+      if (!REDIRECT_STATUSES.has(res.status) || location === null) {
+        return new HttpResponse(res, controller, this.idleTimeoutMs, url, opts.what);
+      }
+      await res.body?.cancel().catch(() => undefined);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new RegistryUnavailableError(`refusing redirect to ${next.protocol} URL`);
+      }
+      url = next.toString();
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+        method = 'GET';
+        body = undefined;
+      }
+    }
+    throw new RegistryUnavailableError(`more than ${MAX_REDIRECTS} redirects from ${describeUrl(startUrl)}`);
+  }
+}
+
+function withoutAuthorization(h: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (k.toLowerCase() !== 'authorization') out[k] = v;
+  return out;
+}

@@ -1,0 +1,128 @@
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ContentStore, DigestMismatchError, sha256Digest } from '../src/index.js';
+
+let root: string;
+let store: ContentStore;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'stowage-cs-'));
+  store = await ContentStore.open(join(root, 'content'));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function* chunks(data: Buffer, size = 7): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size);
+}
+
+const blobsDir = (): string => join(root, 'content', 'blobs', 'sha256');
+const ingestDir = (): string => join(root, 'content', 'ingest');
+
+test('ingest streams, verifies and publishes under blobs/sha256/<hex>', async () => {
+  const data = Buffer.from('hello content store '.repeat(100));
+  const digest = sha256Digest(data);
+  await store.ingest(chunks(data), { digest, size: data.byteLength });
+  expect(store.blobPath(digest)).toBe(join(blobsDir(), digest.slice(7)));
+  expect(await store.has(digest)).toBe(true);
+  expect((await store.readBlob(digest)).equals(data)).toBe(true);
+  expect(await store.size(digest)).toBe(data.byteLength);
+  expect(await readdir(ingestDir())).toEqual([]);
+  const back: Buffer[] = [];
+  for await (const c of store.openRead(digest)) back.push(c as Buffer);
+  expect(Buffer.concat(back).equals(data)).toBe(true);
+});
+
+test('node Readable sources work', async () => {
+  const data = Buffer.from('readable');
+  await store.ingest(Readable.from([data]), { digest: sha256Digest(data) });
+  expect(await store.has(sha256Digest(data))).toBe(true);
+});
+
+test('digest mismatch leaves nothing in blobs/ or ingest/', async () => {
+  const data = Buffer.from('the real bytes');
+  const wrong = sha256Digest('other bytes');
+  await expect(store.ingest(chunks(data), { digest: wrong, size: data.byteLength })).rejects.toBeInstanceOf(DigestMismatchError);
+  expect(await readdir(blobsDir())).toEqual([]);
+  expect(await readdir(ingestDir())).toEqual([]);
+  expect(await store.has(wrong)).toBe(false);
+});
+
+test('size mismatch (short and long) is rejected', async () => {
+  const data = Buffer.from('0123456789');
+  const digest = sha256Digest(data);
+  await expect(store.ingest(chunks(data), { digest, size: 11 })).rejects.toThrow(/size mismatch/);
+  await expect(store.ingest(chunks(data), { digest, size: 5 })).rejects.toThrow(/more than the expected 5 bytes/);
+  await expect(store.ingest(chunks(data), { digest, size: 5 })).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+  expect(await readdir(blobsDir())).toEqual([]);
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('a source that fails midway leaves nothing behind', async () => {
+  const data = Buffer.from('partial');
+  async function* broken(): AsyncGenerator<Uint8Array> {
+    yield data;
+    throw new Error('connection reset');
+  }
+  await expect(store.ingest(broken(), { digest: sha256Digest(data) })).rejects.toThrow('connection reset');
+  expect(await readdir(blobsDir())).toEqual([]);
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('concurrent ingests of the same blob all succeed with identical content', async () => {
+  const data = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31) % 251;
+  const digest = sha256Digest(data);
+  await Promise.all(Array.from({ length: 8 }, () => store.ingest(chunks(data, 4096), { digest, size: data.byteLength })));
+  expect((await store.readBlob(digest)).equals(data)).toBe(true);
+  expect(await readdir(blobsDir())).toEqual([digest.slice(7)]);
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('writeBlob returns digest and size and is idempotent', async () => {
+  const a = await store.writeBlob('{"a":1}');
+  expect(a).toEqual({ digest: sha256Digest('{"a":1}'), size: 7 });
+  expect(await store.writeBlob(Buffer.from('{"a":1}'))).toEqual(a);
+  expect((await store.readBlob(a.digest)).toString()).toBe('{"a":1}');
+});
+
+test('importFile renames into place; verify catches a wrong digest', async () => {
+  const p = store.tempPath();
+  expect(p.startsWith(ingestDir())).toBe(true);
+  await writeFile(p, 'layer bytes');
+  await store.importFile(p, sha256Digest('layer bytes'));
+  expect(await store.has(sha256Digest('layer bytes'))).toBe(true);
+
+  const q = store.tempPath();
+  await writeFile(q, 'something else');
+  await expect(store.importFile(q, sha256Digest('not it'), { verify: true })).rejects.toBeInstanceOf(DigestMismatchError);
+  expect(await store.has(sha256Digest('not it'))).toBe(false);
+  await expect(stat(q)).rejects.toMatchObject({ code: 'ENOENT' });
+
+  const r = store.tempPath();
+  await writeFile(r, 'verified');
+  await store.importFile(r, sha256Digest('verified'), { verify: true });
+  expect(await store.has(sha256Digest('verified'))).toBe(true);
+});
+
+test('cleanupIngest removes only stale partial files', async () => {
+  const stale = store.tempPath();
+  const fresh = store.tempPath();
+  await writeFile(stale, 'old');
+  await writeFile(fresh, 'new');
+  const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  await utimes(stale, old, old);
+  await store.cleanupIngest(60 * 60 * 1000);
+  const left = await readdir(ingestDir());
+  expect(left).toEqual([fresh.slice(ingestDir().length + 1)]);
+});
+
+test('missing blobs and invalid digests give typed errors', async () => {
+  await expect(store.readBlob(sha256Digest('nope'))).rejects.toMatchObject({ code: 'E_BLOB_UNKNOWN' });
+  await expect(store.size(sha256Digest('nope'))).rejects.toMatchObject({ code: 'E_BLOB_UNKNOWN' });
+  expect(() => store.blobPath('sha256:../../etc/passwd')).toThrow(/invalid digest/);
+  await expect(store.ingest(chunks(Buffer.from('x')), { digest: 'md5:abc' })).rejects.toThrow(/unsupported algorithm/);
+});

@@ -1,0 +1,227 @@
+/**
+ * Safe, streaming layer extraction onto a directory (a plain dir, a native
+ * snapshot copy, or an overlay merged mount — whiteouts become plain deletions,
+ * which overlayfs then records as its own whiteouts).
+ */
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { InvalidLayerError, UnsafeLayerPathError } from './errors.js';
+import { openLayer } from './layer-stream.js';
+import { cleanLayerPath, resolveDirInRoot, resolveEntry } from './safe-path.js';
+import { readTar, type TarEntry, type TarItem } from './tar-reader.js';
+import { classifyWhiteout } from './whiteout.js';
+import { hasXattrTools, setXattr } from './xattr.js';
+
+const execFileP = promisify(execFile);
+
+export interface ApplyOptions {
+  /** Skip chown (e.g. a user namespace that maps a single id). */
+  ignoreOwnership?: boolean;
+}
+
+export interface ApplyResult {
+  /** sha256 of the uncompressed tar, `sha256:<hex>`. */
+  diffID: string;
+  /** Entries skipped or degraded (device nodes, xattrs the fs refused, …). */
+  warnings: string[];
+}
+
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+function errCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+async function lstatOrNull(p: string) {
+  try {
+    return await lstat(p);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+class LayerApplier {
+  readonly warnings: string[] = [];
+  /** Absolute paths this layer created; opaque markers must spare them. */
+  private readonly written = new Set<string>();
+  /** Directory mtimes are set last: writing children would bump them again. */
+  private readonly dirTimes: { path: string; mtime: Date }[] = [];
+  private xattrTools: boolean | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly opts: ApplyOptions,
+  ) {}
+
+  async apply(item: TarItem): Promise<void> {
+    const { entry } = item;
+    const comps = cleanLayerPath(entry.path);
+    if (comps.length === 0) {
+      // The root itself ("./"): only its metadata can be applied.
+      if (entry.type === 'Directory') await this.setMeta(this.root, entry, true);
+      return;
+    }
+    const base = comps[comps.length - 1] as string;
+    const wh = classifyWhiteout(base);
+    if (wh) return this.whiteout(entry, comps, wh);
+
+    const loc = await resolveEntry(this.root, comps, entry.path, true);
+    if (!loc) return;
+    const target = loc.path;
+    const existing = await lstatOrNull(target);
+
+    if (entry.type === 'Directory') {
+      if (!existing?.isDirectory()) {
+        if (existing) await rm(target, { recursive: true, force: true });
+        await mkdir(target, { mode: 0o700 });
+      }
+      await this.setMeta(target, entry, true);
+      this.written.add(target);
+      return;
+    }
+    if (FILE_TYPES.has(entry.type)) {
+      if (existing) await rm(target, { recursive: true, force: true });
+      await this.writeFile(target, entry, item.body());
+      this.written.add(target);
+      return;
+    }
+    if (entry.type === 'SymbolicLink') {
+      if (existing) await rm(target, { recursive: true, force: true });
+      await symlink(entry.linkpath, target);
+      await this.setMeta(target, entry, false);
+      this.written.add(target);
+      return;
+    }
+    if (entry.type === 'Link') return this.hardlink(entry, target, existing !== null);
+    if (entry.type === 'FIFO') {
+      if (existing) await rm(target, { recursive: true, force: true });
+      try {
+        await execFileP('mkfifo', ['-m', '600', '--', target]);
+      } catch (err) {
+        this.warnings.push(`${entry.path}: FIFO skipped (${(err as Error).message.trim()})`);
+        return;
+      }
+      await this.setMeta(target, entry, false);
+      this.written.add(target);
+      return;
+    }
+    if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice') {
+      // Rootless builds cannot mknod; images rarely need device nodes (the runtime provides /dev).
+      this.warnings.push(`${entry.path}: ${entry.type} skipped (device nodes are not created)`);
+      return;
+    }
+    this.warnings.push(`${entry.path}: unsupported entry type ${entry.type} skipped`);
+  }
+
+  private async whiteout(entry: TarEntry, comps: string[], wh: NonNullable<ReturnType<typeof classifyWhiteout>>): Promise<void> {
+    if (wh.kind === 'meta') return;
+    if (wh.kind === 'delete' && (wh.name === '' || wh.name === '.' || wh.name === '..')) {
+      throw new UnsafeLayerPathError(entry.path, 'whiteout names no valid entry');
+    }
+    const parent = await resolveDirInRoot(this.root, comps.slice(0, -1), entry.path, false);
+    if (parent === undefined) return; // whiting out below a missing dir: nothing to delete
+    if (wh.kind === 'opaque') {
+      await this.clearOpaque(parent);
+      return;
+    }
+    // rm never follows a symlink it removes, and `parent` is already resolved inside root.
+    await rm(join(parent, wh.name), { recursive: true, force: true });
+  }
+
+  /** Remove every child of `dir` not written by this layer, recursing into dirs it did write. */
+  private async clearOpaque(dir: string): Promise<void> {
+    for (const name of await readdir(dir)) {
+      const p = join(dir, name);
+      if (!this.written.has(p)) await rm(p, { recursive: true, force: true });
+      else if ((await lstat(p)).isDirectory()) await this.clearOpaque(p);
+    }
+  }
+
+  private async hardlink(entry: TarEntry, target: string, exists: boolean): Promise<void> {
+    const linkComps = cleanLayerPath(entry.linkpath);
+    const src = await resolveEntry(this.root, linkComps, entry.path, false);
+    const srcStat = src ? await lstatOrNull(src.path) : null;
+    if (!src || !srcStat) throw new UnsafeLayerPathError(entry.path, `hardlink target ${JSON.stringify(entry.linkpath)} does not exist in the layer root`);
+    if (srcStat.isDirectory()) throw new UnsafeLayerPathError(entry.path, 'hardlink to a directory');
+    if (src.path === target) return;
+    if (exists) await rm(target, { recursive: true, force: true });
+    await link(src.path, target); // link(2) does not follow a symlink source
+    this.written.add(target);
+  }
+
+  private async writeFile(target: string, entry: TarEntry, body: AsyncGenerator<Buffer>): Promise<void> {
+    // O_EXCL|O_NOFOLLOW: we just removed whatever was there; never write through a link.
+    const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      for await (const chunk of body) {
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+      if (!this.opts.ignoreOwnership) await fh.chown(entry.uid, entry.gid);
+      await fh.chmod(entry.mode); // after chown: chown clears setuid/setgid
+    } finally {
+      await fh.close();
+    }
+    await this.setXattrs(target, entry);
+    if (entry.mtime) await lutimes(target, entry.mtime, entry.mtime);
+  }
+
+  /** Ownership, mode (not for symlinks), xattrs, mtime (deferred for directories). */
+  private async setMeta(target: string, entry: TarEntry, isDir: boolean): Promise<void> {
+    if (!this.opts.ignoreOwnership) await lchown(target, entry.uid, entry.gid);
+    if (entry.type !== 'SymbolicLink') await chmod(target, entry.mode);
+    await this.setXattrs(target, entry);
+    if (!entry.mtime) return;
+    if (isDir) this.dirTimes.push({ path: target, mtime: entry.mtime });
+    else await lutimes(target, entry.mtime, entry.mtime);
+  }
+
+  private async setXattrs(target: string, entry: TarEntry): Promise<void> {
+    if (entry.xattrs.size === 0) return;
+    this.xattrTools ??= await hasXattrTools();
+    if (!this.xattrTools) {
+      this.warnings.push(`${entry.path}: xattrs skipped (setfattr not installed)`);
+      return;
+    }
+    for (const [name, value] of entry.xattrs) {
+      try {
+        await setXattr(target, name, value);
+      } catch (err) {
+        this.warnings.push(`${entry.path}: xattr ${name} not set (${(err as Error).message.trim()})`);
+      }
+    }
+  }
+
+  async finish(): Promise<void> {
+    // Deepest first, and lutimes: a later entry may have replaced the dir with a symlink.
+    this.dirTimes.sort((a, b) => b.path.length - a.path.length);
+    for (const { path, mtime } of this.dirTimes) {
+      const st = await lstatOrNull(path);
+      if (st?.isDirectory()) await lutimes(path, mtime, mtime);
+    }
+  }
+}
+
+/**
+ * Extract `layer` (tar, optionally gzip) into `root`. Returns the diffID computed
+ * from the same stream. Any unsafe entry aborts the whole apply with
+ * UnsafeLayerPathError; entries before it stay applied (callers discard the snapshot).
+ */
+export async function applyLayer(root: string, layer: NodeJS.ReadableStream, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const src = await openLayer(layer);
+  const applier = new LayerApplier(root, opts);
+  try {
+    for await (const item of readTar(src.chunks)) await applier.apply(item);
+  } catch (err) {
+    if (err instanceof Error && /incorrect header check|unexpected end of file/.test(err.message)) {
+      throw new InvalidLayerError(`corrupt gzip stream: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+  await applier.finish();
+  return { diffID: src.diffID(), warnings: applier.warnings };
+}

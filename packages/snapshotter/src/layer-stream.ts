@@ -1,0 +1,70 @@
+/**
+ * Turn a possibly-compressed layer stream into uncompressed tar chunks while
+ * hashing them: the diffID is the sha256 of the *uncompressed* tar, computed in
+ * the same pass as extraction. Compression is sniffed from magic bytes, not
+ * trusted from media types.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Readable, pipeline, PassThrough } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { UnsupportedLayerError } from './errors.js';
+
+const startsWith = (b: Buffer, magic: number[]): boolean => magic.every((m, i) => b[i] === m);
+
+async function* toBuffers(src: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+  for await (const c of src) yield typeof c === 'string' ? Buffer.from(c) : c;
+}
+
+export interface UncompressedLayer {
+  chunks: AsyncIterable<Buffer>;
+  /** Valid once `chunks` has been fully consumed. */
+  diffID(): string;
+}
+
+export async function openLayer(layer: NodeJS.ReadableStream): Promise<UncompressedLayer> {
+  const it = toBuffers(layer);
+  // Collect enough bytes to sniff the magic (a first chunk can be tiny).
+  const head: Buffer[] = [];
+  let headLen = 0;
+  let ended = false;
+  while (headLen < 6) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value);
+    headLen += r.value.length;
+  }
+  const first = Buffer.concat(head);
+  if (startsWith(first, [0x28, 0xb5, 0x2f, 0xfd])) throw new UnsupportedLayerError('zstd-compressed layers are not supported');
+  if (startsWith(first, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) throw new UnsupportedLayerError('xz-compressed layers are not supported');
+  if (startsWith(first, [0x42, 0x5a, 0x68])) throw new UnsupportedLayerError('bzip2-compressed layers are not supported');
+
+  async function* all(): AsyncGenerator<Buffer> {
+    if (first.length > 0) yield first;
+    if (!ended) yield* it;
+  }
+  let raw: AsyncIterable<Buffer> = all();
+  if (startsWith(first, [0x1f, 0x8b])) {
+    // pipeline propagates errors both ways and destroys everything on failure.
+    raw = pipeline(Readable.from(all()), createGunzip(), new PassThrough(), () => undefined);
+  }
+  const hash: Hash = createHash('sha256');
+  let digest: string | undefined;
+  async function* hashed(): AsyncGenerator<Buffer> {
+    for await (const c of raw) {
+      const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+      hash.update(b);
+      yield b;
+    }
+    digest = `sha256:${hash.digest('hex')}`;
+  }
+  return {
+    chunks: hashed(),
+    diffID: () => {
+      if (digest === undefined) throw new Error('layer not fully read');
+      return digest;
+    },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * Pull-based streaming tar reader.
+ *
+ * node-tar's `Parser` pushes entries at us and moves on as soon as a bodyless
+ * entry "ends", which does not fit extraction that awaits fs calls per entry.
+ * Pulling from an async iterator gives natural backpressure: nothing is read
+ * until the previous entry is fully handled, so memory stays at one chunk.
+ * Header blocks are still decoded by node-tar's `Header` (ustar, base-256 numbers);
+ * PAX records are parsed here because node-tar drops `SCHILY.xattr.*`.
+ */
+import { Header } from 'tar';
+import { InvalidLayerError } from './errors.js';
+
+export interface TarEntry {
+  path: string;
+  type: string; // node-tar type name: File, Directory, SymbolicLink, Link, FIFO, CharacterDevice, …
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date | undefined;
+  linkpath: string;
+  xattrs: Map<string, Buffer>;
+}
+
+/** Reads exact byte counts from an async chunk source. */
+class ByteReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private done = false;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<void> {
+    while (this.buf.length < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    }
+  }
+
+  /** Exactly n bytes, or fewer only at end of stream. */
+  async read(n: number): Promise<Buffer> {
+    await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+
+  /** Up to `max` bytes as soon as any are available; empty at end of stream. */
+  async readSome(max: number): Promise<Buffer> {
+    if (this.buf.length === 0) await this.fill(1);
+    const out = this.buf.subarray(0, Math.min(max, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+
+  /** Consume everything left (so a hash over the stream sees all of it). */
+  async drain(): Promise<void> {
+    this.buf = Buffer.alloc(0);
+    while (!this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+    }
+  }
+}
+
+export interface TarItem {
+  entry: TarEntry;
+  /** The entry body; must be consumed (or abandoned) before asking for the next item. */
+  body(): AsyncGenerator<Buffer>;
+}
+
+interface PaxData {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: Date;
+  xattrs: Map<string, Buffer>;
+}
+
+function parsePax(body: Buffer, into: PaxData): void {
+  let off = 0;
+  while (off < body.length) {
+    const sp = body.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(body.toString('ascii', off, sp));
+    if (!Number.isInteger(len) || len <= 0 || off + len > body.length) throw new InvalidLayerError('malformed PAX record');
+    const rec = body.subarray(sp + 1, off + len - 1); // drop trailing '\n'
+    const eq = rec.indexOf(0x3d);
+    if (eq > 0) {
+      const key = rec.toString('utf8', 0, eq);
+      const raw = rec.subarray(eq + 1);
+      const val = raw.toString('utf8');
+      if (key.startsWith('SCHILY.xattr.')) into.xattrs.set(key.slice('SCHILY.xattr.'.length), Buffer.from(raw));
+      else if (key === 'path') into.path = val;
+      else if (key === 'linkpath') into.linkpath = val;
+      else if (key === 'size') into.size = Number(val);
+      else if (key === 'uid') into.uid = Number(val);
+      else if (key === 'gid') into.gid = Number(val);
+      else if (key === 'mtime') into.mtime = new Date(Number(val) * 1000);
+    }
+    off += len;
+  }
+}
+
+const cString = (b: Buffer): string => {
+  const nul = b.indexOf(0);
+  return b.toString('utf8', 0, nul < 0 ? b.length : nul);
+};
+
+export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarItem> {
+  const reader = new ByteReader(source[Symbol.asyncIterator]());
+  const global: PaxData = { xattrs: new Map() };
+  let local: PaxData = { xattrs: new Map() };
+  let longPath: string | undefined;
+  let longLink: string | undefined;
+
+  const readBody = async (size: number): Promise<Buffer> => {
+    if (size > 16 * 1024 * 1024) throw new InvalidLayerError('extended header too large');
+    const b = await reader.read(size);
+    if (b.length < size) throw new InvalidLayerError('truncated tar');
+    await reader.read((512 - (size % 512)) % 512);
+    return b;
+  };
+
+  for (;;) {
+    const block = await reader.read(512);
+    if (block.length === 0) break; // tolerate archives without end-of-archive blocks
+    if (block.length < 512) throw new InvalidLayerError('truncated tar header');
+    if (block.every((b) => b === 0)) break; // end-of-archive
+    const h = new Header(block);
+    if (!h.cksumValid) throw new InvalidLayerError('invalid tar header checksum');
+    const type = h.type;
+    const hsize = h.size ?? 0;
+    if (type === 'ExtendedHeader' || type === 'GlobalExtendedHeader') {
+      const target = type === 'ExtendedHeader' ? local : global;
+      parsePax(await readBody(hsize), target);
+      continue;
+    }
+    if (type === 'NextFileHasLongPath' || type === 'OldGnuLongPath') {
+      longPath = cString(await readBody(hsize));
+      continue;
+    }
+    if (type === 'NextFileHasLongLinkpath') {
+      longLink = cString(await readBody(hsize));
+      continue;
+    }
+    const pick = <K extends keyof PaxData>(k: K): PaxData[K] => local[k] ?? global[k];
+    const size = pick('size') ?? hsize;
+    const entry: TarEntry = {
+      path: longPath ?? pick('path') ?? h.path ?? '',
+      type,
+      mode: (h.mode ?? 0) & 0o7777,
+      uid: pick('uid') ?? h.uid ?? 0,
+      gid: pick('gid') ?? h.gid ?? 0,
+      size: type === 'Directory' || type === 'Link' || type === 'SymbolicLink' ? 0 : size,
+      mtime: pick('mtime') ?? h.mtime,
+      linkpath: longLink ?? pick('linkpath') ?? h.linkpath ?? '',
+      xattrs: new Map([...global.xattrs, ...local.xattrs]),
+    };
+    local = { xattrs: new Map() };
+    longPath = undefined;
+    longLink = undefined;
+
+    let remaining = entry.size;
+    const body = async function* (): AsyncGenerator<Buffer> {
+      while (remaining > 0) {
+        const chunk = await reader.readSome(Math.min(remaining, 1 << 20));
+        if (chunk.length === 0) throw new InvalidLayerError(`truncated body of ${entry.path}`);
+        remaining -= chunk.length;
+        yield chunk;
+      }
+    };
+    yield { entry, body };
+    // Skip whatever the consumer left unread, then the block padding.
+    while (remaining > 0) {
+      const chunk = await reader.readSome(Math.min(remaining, 1 << 20));
+      if (chunk.length === 0) throw new InvalidLayerError(`truncated body of ${entry.path}`);
+      remaining -= chunk.length;
+    }
+    const pad = (512 - (entry.size % 512)) % 512;
+    if (pad > 0 && (await reader.read(pad)).length < pad) throw new InvalidLayerError('truncated tar padding');
+  }
+  await reader.drain();
+}

@@ -1,0 +1,1 @@
+export type SnapshotterBackend = 'overlay' | 'native';

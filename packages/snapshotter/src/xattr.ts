@@ -1,0 +1,79 @@
+/**
+ * Extended attributes via the `attr` package's setfattr/getfattr: Node has no
+ * xattr API and we want no native addons. Missing tools degrade to warnings
+ * (apply) or to "no xattrs" (diff); overlay diff needs them to see opaque dirs,
+ * so the overlay backend is only chosen when getfattr exists.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+let toolsAvailable: Promise<boolean> | undefined;
+
+export function hasXattrTools(): Promise<boolean> {
+  toolsAvailable ??= execFileP('getfattr', ['--version'])
+    .then(() => execFileP('setfattr', ['--version']))
+    .then(
+      () => true,
+      () => false,
+    );
+  return toolsAvailable;
+}
+
+/** Set one xattr on `path` itself (never following a symlink). */
+export async function setXattr(path: string, name: string, value: Buffer): Promise<void> {
+  await execFileP('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, '--', path]);
+}
+
+/** getfattr escapes unusual bytes in names as \ooo octal. */
+function unescapeName(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const m = /^\\([0-7]{3})/.exec(s.slice(i, i + 4));
+    if (m?.[1] !== undefined) {
+      bytes.push(parseInt(m[1], 8));
+      i += 3;
+    } else if (s.startsWith('\\\\', i)) {
+      bytes.push(0x5c);
+      i += 1;
+    } else {
+      for (const b of Buffer.from(s[i] ?? '', 'utf8')) bytes.push(b);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/**
+ * All xattrs (every namespace we can read) below `dir`, in one getfattr process:
+ * absolute path → (name → value). Symlinks are not followed.
+ */
+export async function readXattrsRecursive(dir: string): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileP(
+      'getfattr',
+      ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', dir],
+      { maxBuffer: 1 << 30 },
+    ));
+  } catch (err) {
+    // getfattr exits non-zero when *some* file could not be read but still prints the rest.
+    const e = err as { stdout?: unknown };
+    if (typeof e.stdout !== 'string') throw err;
+    stdout = e.stdout;
+  }
+  let current: Map<string, Buffer> | undefined;
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = new Map();
+      out.set(unescapeName(line.slice('# file: '.length)), current);
+    } else if (current && line.length > 0) {
+      const eq = line.indexOf('=');
+      const name = eq < 0 ? line : line.slice(0, eq);
+      const raw = eq < 0 ? '' : line.slice(eq + 1);
+      current.set(unescapeName(name), raw.startsWith('0x') ? Buffer.from(raw.slice(2), 'hex') : Buffer.from(raw.replace(/^"|"$/g, '')));
+    }
+  }
+  return out;
+}
