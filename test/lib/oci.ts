@@ -276,6 +276,8 @@ export interface RunImageOptions extends SelectOptions {
   env?: Record<string, string>;
   /** Working directory inside the container (default: the image's WorkingDir). */
   cwd?: string;
+  /** Overrides the image's User: a rootless umoci bundle maps only uid 0, so other users cannot be entered. */
+  user?: { uid: number; gid: number };
   timeoutMs?: number;
   input?: RunOptions['input'];
 }
@@ -313,6 +315,7 @@ export async function runImage(ociTarPath: string, opts: RunImageOptions = {}): 
     spec.process.terminal = false;
     if (opts.args) spec.process.args = opts.args;
     if (opts.cwd) spec.process.cwd = opts.cwd;
+    if (opts.user) spec.process.user = { uid: opts.user.uid, gid: opts.user.gid };
     if (opts.env) {
       const env: string[] = (spec.process.env ?? []).filter((kv: string) => !(kv.split('=')[0]! in opts.env!));
       for (const [k, v] of Object.entries(opts.env)) env.push(`${k}=${v}`);
