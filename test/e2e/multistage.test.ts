@@ -44,6 +44,7 @@ LABEL org.example.stage="final" org.example.base=$BASE
 EXPOSE 8080 53/udp
 ENTRYPOINT ["/bin/busybox"]
 CMD ["cat", "/app/greeting.txt"]
+HEALTHCHECK --interval=30s --retries=2 CMD ["/bin/busybox", "true"]
 `;
 
 function mirror(): string[] {
@@ -93,6 +94,8 @@ describe('multi-stage builds', () => {
     expect(config.config.Cmd).toEqual(['cat', '/app/greeting.txt']);
 
     const img = await unpackOciTar(work.path('multi.tar'), path.join(work.base, 'multi'));
+    // Docker's Healthcheck extension is kept in the raw config (skopeo's OCI view drops it).
+    expect(img.config.config?.Healthcheck).toEqual({ Test: ['CMD', '/bin/busybox', 'true'], Interval: 30_000_000_000, Retries: 2 });
     expect(img.layout.manifests[0]!.annotations?.['org.opencontainers.image.ref.name']).toBe('v1');
     // Three COPYs; WORKDIR /app adds none, since the first COPY created /app.
     expect(img.manifest.layers).toHaveLength(3);

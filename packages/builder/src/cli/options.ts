@@ -22,6 +22,7 @@ export function parseOutput(value: string): OutputSpec {
   if (type !== 'oci') throw new InvalidOptionError(`-o ${value}: output type "${type}" is not supported yet (supported: oci)`);
   const dest = fields.get('dest');
   if (!dest) throw new InvalidOptionError(`-o ${value}: dest=FILE is required`);
+  if (dest === '-') throw new InvalidOptionError(`-o ${value}: writing the image to standard output is not supported yet; give a file name`);
   for (const key of fields.keys()) {
     if (key !== 'type' && key !== 'dest' && key !== 'name') throw new InvalidOptionError(`-o ${value}: unknown key "${key}"`);
   }

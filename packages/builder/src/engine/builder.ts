@@ -358,6 +358,17 @@ class Engine {
       case 'ONBUILD':
         cfg.OnBuild = [...(cfg.OnBuild ?? []), cmd.expression];
         return this.metadataOnly(st, cmd.original);
+      case 'HEALTHCHECK':
+        if (cmd.test === 'NONE') cfg.Healthcheck = { Test: ['NONE'] };
+        else {
+          cfg.Healthcheck = { Test: [...cmd.test] };
+          if (cmd.interval !== undefined) cfg.Healthcheck.Interval = cmd.interval;
+          if (cmd.timeout !== undefined) cfg.Healthcheck.Timeout = cmd.timeout;
+          if (cmd.startPeriod !== undefined) cfg.Healthcheck.StartPeriod = cmd.startPeriod;
+          if (cmd.startInterval !== undefined) cfg.Healthcheck.StartInterval = cmd.startInterval;
+          if (cmd.retries !== undefined) cfg.Healthcheck.Retries = cmd.retries;
+        }
+        return this.metadataOnly(st, cmd.original);
       case 'WORKDIR':
         return this.workdir(cmd.path, st, step);
       case 'COPY':

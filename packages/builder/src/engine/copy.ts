@@ -43,7 +43,9 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     }
   }
   const count = matched.length + spec.inline.length;
-  const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.') || count > 1 || matched.some((m) => hasGlob(m.pattern));
+  // A wildcard that matches one file behaves like that file named directly
+  // (Docker: the destination is a file unless it ends in / or is a directory).
+  const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.') || count > 1;
   if (count > 1 && !(spec.dest.endsWith('/') || spec.dest.endsWith('/.'))) {
     throw new CopyError('when using COPY with more than one source file, the destination must be a directory and end with a /');
   }
@@ -91,8 +93,26 @@ async function mkdirOwned(root: string, dir: string, owner: CopyOwner): Promise<
     const st = await lstat(path).catch(() => undefined);
     if (st?.isDirectory()) continue;
     if (st) await rm(path, { force: true });
-    await mkdir(path, { mode: 0o755 });
-    await lchown(path, owner.uid, owner.gid);
+    await mkdirResolved(root, path, owner);
+  }
+}
+
+/**
+ * Creates `path` (already resolved inside `root`) and any missing parents. A
+ * symlink in the image can point at a directory that does not exist yet
+ * (`/bin -> /opt/missing/bin`); its target is created inside the root, with
+ * the owner, as BuildKit's MkdirAll does.
+ */
+async function mkdirResolved(root: string, path: string, owner: CopyOwner): Promise<void> {
+  const parts = posix.relative(root, path).split('/').filter(Boolean);
+  let current = root;
+  for (const part of parts) {
+    current = posix.join(current, part);
+    const st = await lstat(current).catch(() => undefined);
+    if (st?.isDirectory()) continue;
+    if (st) await rm(current, { force: true });
+    await mkdir(current, { mode: 0o755 });
+    await lchown(current, owner.uid, owner.gid);
   }
 }
 

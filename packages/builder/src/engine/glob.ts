@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { resolveInRoot } from './secure-path.js';
 
 const GLOB_CHARS = /[*?[]/;
 
@@ -9,25 +10,65 @@ export function hasGlob(pattern: string): boolean {
 
 /** Go's filepath.Match syntax (`*`, `?`, `[...]`, `\` escapes) for one path segment, as a RegExp. */
 export function segmentRegExp(segment: string): RegExp {
+  const chars = [...segment];
   let out = '';
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment[i]!;
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
     if (c === '*') out += '[^/]*';
     else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < segment.length) out += escapeRegExp(segment[++i]!);
+    else if (c === '\\' && i + 1 < chars.length) out += escapeRegExp(chars[++i]!);
     else if (c === '[') {
-      const end = segment.indexOf(']', i + 1);
-      if (end < 0) {
+      const parsed = parseClass(chars, i + 1);
+      if (parsed === undefined) {
+        // No closing bracket: taken literally.
         out += '\\[';
         continue;
       }
-      let body = segment.slice(i + 1, end);
-      if (body.startsWith('^')) body = `!${body.slice(1)}`;
-      out += body.startsWith('!') ? `[^${body.slice(1).replace(/\\/g, '\\\\')}]` : `[${body.replace(/\\/g, '\\\\')}]`;
-      i = end;
+      out += parsed.regex;
+      i = parsed.end;
     } else out += escapeRegExp(c);
   }
-  return new RegExp(`^${out}$`);
+  return new RegExp(`^${out}$`, 'u');
+}
+
+/**
+ * A `[...]` class starting after the `[` at `start`: `^` or `!` negates,
+ * `\\c` is a literal c (also `]`, `-`, `\\`), `lo-hi` a range. Returns the
+ * RegExp class and the index of the closing `]`.
+ */
+function parseClass(chars: string[], start: number): { regex: string; end: number } | undefined {
+  let i = start;
+  let negate = false;
+  if (chars[i] === '^' || chars[i] === '!') {
+    negate = true;
+    i++;
+  }
+  let body = '';
+  let first = true;
+  for (; i < chars.length; i++) {
+    let c = chars[i]!;
+    if (c === ']' && !first) return { regex: negate ? `[^/${body}]` : `[${body}]`, end: i };
+    first = false;
+    if (c === '\\') {
+      if (i + 1 >= chars.length) return undefined;
+      c = chars[++i]!;
+    }
+    body += classChar(c);
+    if (chars[i + 1] === '-' && i + 2 < chars.length && chars[i + 2] !== ']') {
+      let hi = chars[i + 2]!;
+      i += 2;
+      if (hi === '\\') {
+        if (i + 1 >= chars.length) return undefined;
+        hi = chars[++i]!;
+      }
+      body += `-${classChar(hi)}`;
+    }
+  }
+  return undefined;
+}
+
+function classChar(c: string): string {
+  return /[\\\]\[^-]/.test(c) ? `\\${c}` : c;
 }
 
 function escapeRegExp(s: string): string {
@@ -51,7 +92,8 @@ export async function expandGlob(root: string, pattern: string): Promise<string[
       const re = segmentRegExp(segment);
       let entries: string[] = [];
       try {
-        entries = await readdir(posix.join(root, base));
+        // Links in the directory part resolve inside root, as the copy itself does.
+        entries = await readdir(await resolveInRoot(root, base));
       } catch {
         entries = [];
       }

@@ -41,9 +41,11 @@ export async function readSubordinateRange(file: string, name: string, id: numbe
     const [owner, start, count] = line.trim().split(':');
     if (owner === undefined || start === undefined || count === undefined) continue;
     if (owner !== name && owner !== String(id)) continue;
+    // Decimal digits only: Number('') is 0, which would map the build onto the host's root ids.
+    if (!/^\d+$/.test(start) || !/^\d+$/.test(count)) continue;
     const s = Number(start);
     const c = Number(count);
-    if (Number.isInteger(s) && Number.isInteger(c) && c > 0) return { start: s, count: c };
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(c) && c > 0) return { start: s, count: c };
   }
   return undefined;
 }

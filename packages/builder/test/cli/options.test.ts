@@ -1,0 +1,102 @@
+import { parseBuildArgs, parseMirrors, parseOutput } from '../../src/cli/options.js';
+import { BuildError } from '../../src/errors.js';
+
+function optionError(fn: () => unknown): BuildError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).code).toBe('E_INVALID_OPTION');
+    return err as BuildError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('parseOutput', () => {
+  test('type=oci,dest=FILE', () => {
+    expect(parseOutput('type=oci,dest=out.tar')).toEqual({ type: 'oci', dest: 'out.tar' });
+    expect(parseOutput('dest=/tmp/x.tar,type=oci')).toEqual({ type: 'oci', dest: '/tmp/x.tar' });
+  });
+
+  test('dest=FILE alone means oci', () => {
+    expect(parseOutput('dest=x')).toEqual({ type: 'oci', dest: 'x' });
+  });
+
+  test('a bare path', () => {
+    expect(parseOutput('image.tar')).toEqual({ type: 'oci', dest: 'image.tar' });
+    expect(parseOutput('./out/image.tar')).toEqual({ type: 'oci', dest: './out/image.tar' });
+  });
+
+  test('name= is accepted', () => {
+    expect(parseOutput('type=oci,dest=x,name=foo:1')).toEqual({ type: 'oci', dest: 'x' });
+  });
+
+  test('an unknown type names the supported ones', () => {
+    const err = optionError(() => parseOutput('type=docker,dest=x'));
+    expect(err.message).toContain('"docker"');
+    expect(err.message).toContain('supported: oci');
+    optionError(() => parseOutput('type=registry'));
+  });
+
+  test('a missing dest', () => {
+    expect(optionError(() => parseOutput('type=oci')).message).toMatch(/dest=FILE is required/);
+    expect(optionError(() => parseOutput('type=oci,dest=')).message).toMatch(/dest=FILE is required/);
+  });
+
+  test('an unknown key', () => {
+    expect(optionError(() => parseOutput('type=oci,dest=x,compression=zstd')).message).toContain('unknown key "compression"');
+  });
+
+  test('a part that is not key=value', () => {
+    expect(optionError(() => parseOutput('type=oci,out.tar')).message).toContain('"out.tar" is not key=value');
+    optionError(() => parseOutput('=x'));
+  });
+
+  test('standard output is not supported yet, however it is spelled', () => {
+    expect(optionError(() => parseOutput('-')).message).toMatch(/standard output/);
+    optionError(() => parseOutput(''));
+    expect(optionError(() => parseOutput('type=oci,dest=-')).message).toMatch(/standard output/);
+    optionError(() => parseOutput('dest=-'));
+  });
+});
+
+describe('parseBuildArgs', () => {
+  test('K=V pairs, values may contain = and be empty', () => {
+    expect(parseBuildArgs(['A=1', 'B=x=y', 'C='], {})).toEqual({ A: '1', B: 'x=y', C: '' });
+  });
+
+  test('later values win', () => {
+    expect(parseBuildArgs(['A=1', 'A=2'], {})).toEqual({ A: '2' });
+  });
+
+  test('a bare K takes its value from the environment, or is left out', () => {
+    expect(parseBuildArgs(['HOME_DIR', 'MISSING'], { HOME_DIR: '/h' })).toEqual({ HOME_DIR: '/h' });
+  });
+
+  test('=v is an error', () => {
+    expect(optionError(() => parseBuildArgs(['=v'], {})).message).toMatch(/missing name/);
+  });
+});
+
+describe('parseMirrors', () => {
+  test('REGISTRY=HOST[:PORT]', () => {
+    expect(parseMirrors(['docker.io=127.0.0.1:5055'])).toEqual({ 'docker.io': ['127.0.0.1:5055'] });
+  });
+
+  test('a bare host mirrors docker.io', () => {
+    expect(parseMirrors(['mirror.example.com'])).toEqual({ 'docker.io': ['mirror.example.com'] });
+  });
+
+  test('strips the scheme and trailing slashes, keeps order, groups by registry', () => {
+    expect(parseMirrors(['https://m1.example/', 'docker.io=http://m2.example:5000', 'ghcr.io=m3.example', 'index.docker.io=m4'])).toEqual({
+      'docker.io': ['m1.example', 'm2.example:5000', 'm4'],
+      'ghcr.io': ['m3.example'],
+    });
+  });
+
+  test('empty registry or mirror is an error', () => {
+    optionError(() => parseMirrors(['=m.example']));
+    optionError(() => parseMirrors(['docker.io=']));
+    optionError(() => parseMirrors(['docker.io=https://']));
+  });
+});

@@ -1,0 +1,243 @@
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyInto, CopyError, type CopySpec } from '../../src/engine/copy.js';
+
+let base: string;
+let ctx: string;
+let root: string;
+const warnings: string[] = [];
+const warn = (m: string) => warnings.push(m);
+const isRoot = process.getuid?.() === 0;
+
+beforeEach(async () => {
+  base = await mkdtemp(join(tmpdir(), 'stowage-copy-'));
+  ctx = join(base, 'ctx');
+  root = join(base, 'root');
+  await mkdir(ctx);
+  await mkdir(root);
+  warnings.length = 0;
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+function spec(sources: string[], dest: string, extra: Partial<CopySpec> = {}): CopySpec {
+  return { sourceRoot: ctx, sourceKind: 'context', sources, inline: [], dest, owner: { uid: 0, gid: 0 }, inlineMtime: 1_700_000_000, ...extra };
+}
+
+async function put(dir: string, rel: string, content = rel): Promise<void> {
+  await mkdir(join(dir, rel, '..'), { recursive: true });
+  await writeFile(join(dir, rel), content);
+}
+
+const text = (rel: string) => readFile(join(root, rel), 'utf8');
+const exists = (path: string) => lstat(path).then(() => true, () => false);
+
+describe('copyInto', () => {
+  test('file to a new file path', async () => {
+    await put(ctx, 'a.txt', 'hello');
+    await copyInto(root, spec(['a.txt'], '/opt/b.txt'), warn);
+    expect(await text('opt/b.txt')).toBe('hello');
+    expect((await lstat(join(root, 'opt'))).isDirectory()).toBe(true);
+  });
+
+  test('file to an existing directory without a trailing slash lands inside it', async () => {
+    await put(ctx, 'a.txt', 'hello');
+    await mkdir(join(root, 'etc'));
+    await copyInto(root, spec(['a.txt'], '/etc'), warn);
+    expect(await text('etc/a.txt')).toBe('hello');
+  });
+
+  test('file to a path ending in / creates that directory', async () => {
+    await put(ctx, 'a.txt', 'hello');
+    await copyInto(root, spec(['a.txt'], '/new/dir/'), warn);
+    expect(await text('new/dir/a.txt')).toBe('hello');
+  });
+
+  test('a directory source copies its contents, not the directory', async () => {
+    await put(ctx, 'src/one', '1');
+    await put(ctx, 'src/sub/two', '2');
+    await copyInto(root, spec(['src'], '/app'), warn);
+    expect(await text('app/one')).toBe('1');
+    expect(await text('app/sub/two')).toBe('2');
+    expect(await exists(join(root, 'app/src'))).toBe(false);
+  });
+
+  test('several sources need a destination ending in /', async () => {
+    await put(ctx, 'a');
+    await put(ctx, 'b');
+    await expect(copyInto(root, spec(['a', 'b'], '/dst'), warn)).rejects.toThrow(CopyError);
+    await expect(copyInto(root, spec(['a', 'b'], '/dst'), warn)).rejects.toThrow(/must be a directory and end with a \//);
+    await copyInto(root, spec(['a', 'b'], '/dst/'), warn);
+    expect(await text('dst/a')).toBe('a');
+    expect(await text('dst/b')).toBe('b');
+  });
+
+  test('wildcards: *.txt and dir/?.c', async () => {
+    await put(ctx, 'x.txt');
+    await put(ctx, 'y.txt');
+    await put(ctx, 'z.md');
+    await put(ctx, 'dir/a.c');
+    await put(ctx, 'dir/bb.c');
+    await put(ctx, 'dir/c.h');
+    await copyInto(root, spec(['*.txt', 'dir/?.c'], '/out/'), warn);
+    expect((await readdir(join(root, 'out'))).sort()).toEqual(['a.c', 'x.txt', 'y.txt']);
+  });
+
+  test('a wildcard matching several files needs a directory destination', async () => {
+    await put(ctx, 'x.txt');
+    await put(ctx, 'y.txt');
+    await expect(copyInto(root, spec(['*.txt'], '/out'), warn)).rejects.toThrow(/end with a \//);
+  });
+
+  test('a wildcard matching one file to a path without / writes that file (Docker semantics)', async () => {
+    await put(ctx, 'only.txt', 'solo');
+    await copyInto(root, spec(['*.txt'], '/renamed'), warn);
+    expect((await lstat(join(root, 'renamed'))).isFile()).toBe(true);
+    expect(await text('renamed')).toBe('solo');
+  });
+
+  test('a wildcard with no match is an error', async () => {
+    await put(ctx, 'a.md');
+    await expect(copyInto(root, spec(['*.txt'], '/out/'), warn)).rejects.toThrow(/no source files were specified matching \*\.txt/);
+  });
+
+  test('a missing source is an error naming it', async () => {
+    await expect(copyInto(root, spec(['nope.txt'], '/out/'), warn)).rejects.toThrow(/"nope.txt": not found in the build context/);
+  });
+
+  (isRoot ? test : test.skip)('owner is applied to files, directories and created parents', async () => {
+    await put(ctx, 'src/f', 'f');
+    await copyInto(root, spec(['src'], '/home/app/', { owner: { uid: 1000, gid: 1000 } }), warn);
+    for (const rel of ['home', 'home/app', 'home/app/f']) {
+      const st = await lstat(join(root, rel));
+      expect([rel, st.uid, st.gid]).toEqual([rel, 1000, 1000]);
+    }
+  });
+
+  test('--chmod sets the mode; without it the source mode is kept', async () => {
+    await put(ctx, 'run.sh', '#!/bin/sh');
+    const { chmod } = await import('node:fs/promises');
+    await chmod(join(ctx, 'run.sh'), 0o750);
+    await copyInto(root, spec(['run.sh'], '/kept'), warn);
+    expect((await stat(join(root, 'kept'))).mode & 0o7777).toBe(0o750);
+    await copyInto(root, spec(['run.sh'], '/changed', { chmod: 0o4711 }), warn);
+    expect((await stat(join(root, 'changed'))).mode & 0o7777).toBe(0o4711);
+  });
+
+  test('mtime of files and directories is preserved', async () => {
+    await put(ctx, 'd/f', 'x');
+    const when = new Date('2001-02-03T04:05:06Z');
+    await utimes(join(ctx, 'd/f'), when, when);
+    await utimes(join(ctx, 'd'), when, when);
+    await copyInto(root, spec(['d/f'], '/f'), warn);
+    expect((await stat(join(root, 'f'))).mtime.getTime()).toBe(when.getTime());
+    await copyInto(root, spec(['d'], '/dir'), warn);
+    expect((await stat(join(root, 'dir/f'))).mtime.getTime()).toBe(when.getTime());
+    expect((await stat(join(root, 'dir'))).mtime.getTime()).toBe(when.getTime());
+  });
+
+  test('symlinks inside a copied directory are copied as symlinks, not followed', async () => {
+    await put(ctx, 'd/real', 'content');
+    await symlink('real', join(ctx, 'd/rel-link'));
+    await symlink('/etc/passwd', join(ctx, 'd/abs-link'));
+    await copyInto(root, spec(['d'], '/x/'), warn);
+    expect((await lstat(join(root, 'x/rel-link'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(root, 'x/rel-link'))).toBe('real');
+    expect((await lstat(join(root, 'x/abs-link'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(root, 'x/abs-link'))).toBe('/etc/passwd');
+  });
+
+  test('inline (heredoc) files: into a directory and to a file path, with the given mtime', async () => {
+    await copyInto(root, spec([], '/etc/conf/', { inline: [{ name: 'a.conf', content: 'A\n' }, { name: 'b.conf', content: 'B\n' }] }), warn);
+    expect(await text('etc/conf/a.conf')).toBe('A\n');
+    expect(await text('etc/conf/b.conf')).toBe('B\n');
+    await copyInto(root, spec([], '/single', { inline: [{ name: 'EOF', content: 'one\n' }] }), warn);
+    expect(await text('single')).toBe('one\n');
+    const st = await stat(join(root, 'single'));
+    expect(st.mtime.getTime()).toBe(1_700_000_000 * 1000);
+    expect(st.mode & 0o777).toBe(0o644);
+  });
+
+  test('a sources from a rootfs follow links inside that rootfs only', async () => {
+    const stage = join(base, 'stage');
+    await put(stage, 'usr/bin/tool', 'stage tool');
+    await symlink('/usr/bin', join(stage, 'bin'));
+    await copyInto(root, spec(['/bin/tool'], '/tool', { sourceRoot: stage, sourceKind: 'rootfs' }), warn);
+    expect(await text('tool')).toBe('stage tool');
+  });
+
+  test('wildcards in a rootfs source resolve links inside that rootfs', async () => {
+    const stage = join(base, 'stage');
+    await put(stage, 'usr/bin/aa.sh', 'aa');
+    await put(stage, 'usr/bin/bb.sh', 'bb');
+    await symlink('/usr/bin', join(stage, 'bin'));
+    await copyInto(root, spec(['/bin/*.sh'], '/scripts/', { sourceRoot: stage, sourceKind: 'rootfs' }), warn);
+    expect((await readdir(join(root, 'scripts'))).sort()).toEqual(['aa.sh', 'bb.sh']);
+  });
+
+  describe('safety', () => {
+    let sentinel: string;
+    beforeEach(async () => {
+      sentinel = join(base, 'outside-sentinel-dir');
+      await mkdir(sentinel);
+    });
+
+    test('an absolute symlink in the target root does not redirect the copy outside it', async () => {
+      await put(ctx, 'payload', 'evil');
+      await symlink(sentinel, join(root, 'bin'));
+      await copyInto(root, spec(['payload'], '/bin/sh'), warn);
+      expect(await readdir(sentinel)).toEqual([]);
+      // the link is resolved as inside the image: <root><sentinel>/sh
+      expect(await readFile(join(root, sentinel, 'sh'), 'utf8')).toBe('evil');
+    });
+
+    test('an absolute symlink to an existing directory inside root is followed inside root', async () => {
+      await put(ctx, 'payload', 'evil');
+      await mkdir(join(root, sentinel), { recursive: true });
+      await symlink(sentinel, join(root, 'bin'));
+      await copyInto(root, spec(['payload'], '/bin/'), warn);
+      expect(await readdir(sentinel)).toEqual([]);
+      expect(await readFile(join(root, sentinel, 'payload'), 'utf8')).toBe('evil');
+    });
+
+    test('a relative ../../.. symlink cannot climb out of the root', async () => {
+      await put(ctx, 'payload', 'evil');
+      await symlink('../../..', join(root, 'x'));
+      await copyInto(root, spec(['payload'], `/x${sentinel}/`), warn);
+      expect(await readdir(sentinel)).toEqual([]);
+      expect(await readFile(join(root, sentinel, 'payload'), 'utf8')).toBe('evil');
+      await copyInto(root, spec(['payload'], '/x/escaped'), warn);
+      expect(await text('escaped')).toBe('evil');
+    });
+
+    test('a directory copy through a symlinked destination stays inside root', async () => {
+      await put(ctx, 'tree/a', 'A');
+      await put(ctx, 'tree/sub/b', 'B');
+      await symlink(sentinel, join(root, 'target'));
+      await copyInto(root, spec(['tree'], '/target'), warn);
+      expect(await readdir(sentinel)).toEqual([]);
+      expect(await readFile(join(root, sentinel, 'sub/b'), 'utf8')).toBe('B');
+    });
+
+    test('a context source ../../etc/passwd resolves inside the context', async () => {
+      await put(ctx, 'etc/passwd', 'context passwd');
+      await copyInto(root, spec(['../../etc/passwd'], '/p'), warn);
+      expect(await text('p')).toBe('context passwd');
+    });
+
+    test('a context source ../../etc/passwd that is not in the context is not found', async () => {
+      await expect(copyInto(root, spec(['../../etc/passwd'], '/p'), warn)).rejects.toThrow(/not found/);
+      expect(await exists(join(root, 'p'))).toBe(false);
+    });
+
+    test('a context symlink pointing outside does not read the host file', async () => {
+      await symlink('/etc/hostname', join(ctx, 'leak'));
+      await expect(copyInto(root, spec(['leak'], '/leak'), warn)).rejects.toThrow(/not found/);
+      await symlink('../../../../../../etc', join(ctx, 'up'));
+      await expect(copyInto(root, spec(['up/hostname'], '/h'), warn)).rejects.toThrow(/not found/);
+    });
+  });
+});
