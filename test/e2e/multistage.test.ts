@@ -18,6 +18,7 @@ ENV APP_HOME=/opt/app \\
 WORKDIR $APP_HOME
 COPY files/ ./files/
 COPY top.txt .
+COPY top.txt files/a.txt .
 RUN echo "$GREETING from $(id -u)" > greeting.txt
 
 FROM base AS tools
@@ -100,7 +101,7 @@ describe('multi-stage builds', () => {
     // Three COPYs; WORKDIR /app adds none, since the first COPY created /app.
     expect(img.manifest.layers).toHaveLength(3);
     const all = img.layers.flatMap((l) => l.entries.map((e) => e.path));
-    expect(all).toEqual(expect.arrayContaining(['app/files/a.txt', 'app/files/sub/b.txt', 'app/top.txt', 'app/greeting.txt', 'app/script.txt', 'app/stdin.txt', 'bin/busybox']));
+    expect(all).toEqual(expect.arrayContaining(['app/files/a.txt', 'app/files/sub/b.txt', 'app/top.txt', 'app/a.txt', 'app/greeting.txt', 'app/script.txt', 'app/stdin.txt', 'bin/busybox']));
 
     const asRoot = { user: { uid: 0, gid: 0 } };
     const greeting = await runImage(work.path('multi.tar'), asRoot);

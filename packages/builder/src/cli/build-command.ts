@@ -50,6 +50,8 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     return runInUserNamespace(process.argv.slice(1), (line) => process.stderr.write(`${line}\n`));
   }
 
+  // Modes in layers must not depend on the user's umask (BuildKit creates 0755 directories whatever it is).
+  process.umask(0o022);
   const progress = new Progress((line) => process.stderr.write(`${line}\n`));
   if (outputs.length === 0) progress.note('warning: no output given (-o type=oci,dest=FILE): the result stays in the build state only');
   const started = Date.now();

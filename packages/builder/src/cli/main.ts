@@ -26,7 +26,7 @@ async function main(argv: string[]): Promise<number> {
         .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
         .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
-        .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output' })
+        .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output on stderr (plain is the only format so far; auto means plain)' })
         .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
         .example('$0 build -t hello -o type=oci,dest=hello.tar .', 'Build ./Dockerfile into an OCI image tarball')
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')

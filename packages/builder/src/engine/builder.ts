@@ -6,7 +6,7 @@ import {
 } from '@stowage/registry-client';
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
 import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
-import { BuildError, InstructionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
+import { BuildError, CopySourceError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
 import { runStep } from '../runtime/runc.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
@@ -97,7 +97,14 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const df = withFile(() => parseInstructions(text, { file }), file);
 
   const build = hostPlatform();
-  const target = opts.platform ? parsePlatform(opts.platform) : build;
+  let target = build;
+  if (opts.platform) {
+    try {
+      target = parsePlatform(opts.platform);
+    } catch (err) {
+      throw new InvalidOptionError(`--platform: ${(err as Error).message}`);
+    }
+  }
   const buildArgs = opts.buildArgs ?? {};
   const consumedArgs = new Set<string>();
   const lex = new ShellLex(df.escapeToken);
@@ -118,6 +125,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
   const state = await openStateRoot(opts.stateRoot);
   const store = await ContentStore.open(state.content);
+  // Partial downloads of builds that died long ago are never resumed: drop them.
+  await store.cleanupIngest();
   const snapshots = await Snapshotter.open(state.snapshots, { backend: opts.snapshotter ?? 'auto' });
   const registry = new RegistryClient({
     store,
@@ -140,6 +149,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const targetStage = plan.stages[plan.target]!.stage;
     return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), close };
   } catch (err) {
+    // Let running stages reach their next instruction before their snapshots go away.
+    await engine.settle();
     await close().catch(() => undefined);
     throw err;
   }
@@ -187,10 +198,17 @@ class Engine {
   /** Heredoc bodies expand variables but keep quotes and backslashes, as BuildKit does. */
   private readonly heredocLex: ShellLex;
   private stepCounter = 0;
+  /** The first error of any stage; set so that concurrent stages stop early. */
+  private failure: unknown;
 
   constructor(private readonly ctx: EngineContext) {
     this.lex = new ShellLex(ctx.df.escapeToken);
     this.heredocLex = new ShellLex(ctx.df.escapeToken, { rawQuotes: true, rawEscapes: true });
+  }
+
+  /** Resolves once every stage and pull that was started has finished, failed or not. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.stageRuns.values(), ...this.imageRuns.values()]);
   }
 
   /** Each needed stage runs once; stages that do not depend on each other run concurrently. */
@@ -204,10 +222,9 @@ class Engine {
   }
 
   private async runStage(planned: PlannedStage): Promise<StageResult> {
-    // Start dependencies together so independent stages overlap.
-    const deps = [...planned.deps].map((d) => this.stage(d));
-    const base = await this.source(planned.base, planned.stage.range.start);
-    await Promise.all(deps);
+    // Start dependencies together so independent stages overlap; Promise.all
+    // observes every one at once, so a failing stage is never left unhandled.
+    const [base] = await Promise.all([this.source(planned.base, planned.stage.range.start), ...[...planned.deps].map((d) => this.stage(d))]);
     const st: StageState = {
       snapshot: base.snapshot,
       layers: [...base.layers],
@@ -218,15 +235,20 @@ class Engine {
     const label = planned.stage.name ?? String(planned.stage.index);
     const total = planned.stage.commands.length;
     for (const [i, cmd] of planned.stage.commands.entries()) {
+      // Once any stage failed, the others stop at their next instruction.
+      if (this.failure) throw this.failure;
       const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${cmd.original.split('\n')[0]}`);
       try {
         await this.dispatch(cmd, st, planned, step);
         step.done();
       } catch (err) {
         step.fail(err instanceof Error ? err.message : String(err));
-        throw err instanceof Error ? withLocation(err, { file: this.ctx.file, line: cmd.range.start }) : err;
+        const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line: cmd.range.start }) : err;
+        this.failure ??= located;
+        throw located;
       }
     }
+    st.config.created = this.now();
     return { snapshot: st.snapshot, layers: st.layers, config: st.config };
   }
 
@@ -241,7 +263,9 @@ class Engine {
         let run = this.imageRuns.get(key);
         if (!run) {
           run = this.pullImage(src.ref).catch((err: unknown) => {
-            throw err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
+            const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
+            this.failure ??= located;
+            throw located;
           });
           this.imageRuns.set(key, run);
         }
@@ -447,7 +471,10 @@ class Engine {
     const inline = cmd.heredocs.map((h) => ({ name: h.name, content: h.expand ? this.heredocLex.processWord(h.content, env) : h.content }));
     const sources = cmd.sources.filter((s) => !isHeredocSource(s, heredocNames)).map((s) => this.lex.processWord(s, env));
     const destRaw = this.expand(cmd.dest, st);
-    const dest = posix.isAbsolute(destRaw) ? destRaw : posix.join(cfg.WorkingDir || '/', destRaw) + (destRaw.endsWith('/') ? '/' : '');
+    // `.`, `x/` and `x/.` name a directory; keep that visible after joining with WORKDIR.
+    const dirLike = destRaw === '.' || destRaw.endsWith('/') || destRaw.endsWith('/.');
+    const joined = posix.isAbsolute(destRaw) ? destRaw : posix.join(cfg.WorkingDir || '/', destRaw);
+    const dest = dirLike && !joined.endsWith('/') ? `${joined}/` : joined;
     const chmod = cmd.chmod !== undefined ? parseChmod(this.expand(cmd.chmod, st)) : undefined;
     const epoch = process.env.SOURCE_DATE_EPOCH;
     const inlineMtime = epoch && /^\d+$/.test(epoch) ? Number(epoch) : Math.floor(Date.now() / 1000);
@@ -471,11 +498,15 @@ class Engine {
     }
     try {
       await this.filesystemStep(st, `COPY ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs) => {
-        const owner = cmd.chown !== undefined ? await resolveUser(rootfs, this.expand(cmd.chown, st)) : { uid: 0, gid: 0 };
+        const owner = cmd.chown !== undefined
+          ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
+            throw new InstructionError(`COPY --chown: ${err.message}`);
+          })
+          : { uid: 0, gid: 0 };
         try {
           await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime }, (m) => step.log(`warning: ${m}`));
         } catch (err) {
-          if (err instanceof CopyError) throw new InstructionError(`COPY failed: ${err.message}`);
+          if (err instanceof CopyError) throw new CopySourceError(`COPY failed: ${err.message}`);
           throw err;
         }
       });

@@ -71,7 +71,7 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     if (!st) throw new CopyError(`"${pattern}": not found${spec.sourceKind === 'context' ? ' in the build context' : ''}`);
     if (st.isDirectory()) {
       // A directory source copies its contents, never the directory itself.
-      await copyTree(source, targetRoot, spec.dest, spec, warn);
+      await copyTree(source, targetRoot, spec.dest, spec, warn, true);
     } else {
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
       await copyEntry(source, targetRoot, target, spec, warn);
@@ -113,15 +113,30 @@ async function mkdirResolved(root: string, path: string, owner: CopyOwner): Prom
     if (st) await rm(current, { force: true });
     await mkdir(current, { mode: 0o755 });
     await lchown(current, owner.uid, owner.gid);
+    // Not left to the umask of whoever runs the build.
+    await chmod(current, 0o755);
   }
 }
 
-async function copyTree(sourceDir: string, targetRoot: string, destDir: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+/**
+ * Copies a directory's contents to `destDir`. The metadata of the source
+ * directory goes to `destDir` only when it is a nested directory; the
+ * top-level destination keeps what it had if it existed (so `COPY . /` never
+ * changes the mode or owner of `/`), as BuildKit does.
+ */
+async function copyTree(sourceDir: string, targetRoot: string, destDir: string, spec: CopySpec, warn: (msg: string) => void, top = false): Promise<void> {
+  const existed = top && (await lstat(await resolveInRoot(targetRoot, destDir)).then((s) => s.isDirectory(), () => false));
   await mkdirOwned(targetRoot, destDir, spec.owner);
   const dirPath = await resolveInRoot(targetRoot, destDir);
   const st = await lstat(sourceDir);
   for (const name of (await readdir(sourceDir)).sort()) {
     await copyEntry(posix.join(sourceDir, name), targetRoot, posix.join(destDir, name), spec, warn);
+  }
+  if (existed) return;
+  if (top) {
+    // Created for this copy: 0755 and the owner (from mkdirOwned), the source's times.
+    await utimes(dirPath, st.atimeMs / 1000, st.mtimeMs / 1000);
+    return;
   }
   await applyMeta(dirPath, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
 }

@@ -139,6 +139,72 @@ describe('copyInto', () => {
     expect((await stat(join(root, 'dir'))).mtime.getTime()).toBe(when.getTime());
   });
 
+  test('copying a directory into an existing destination keeps that directory as it was', async () => {
+    await put(ctx, 'tree/a', 'A');
+    const { chmod } = await import('node:fs/promises');
+    await chmod(join(ctx, 'tree'), 0o700);
+    const when = new Date('2001-02-03T04:05:06Z');
+    await utimes(join(ctx, 'tree'), when, when);
+    await chmod(root, 0o755);
+    await mkdir(join(root, 'usr/local'), { recursive: true, mode: 0o755 });
+    // COPY . / and COPY dir /usr/local/ must not change / or /usr/local (BuildKit: only a created destination gets metadata)
+    await copyInto(root, spec(['tree'], '/', { owner: { uid: isRoot ? 1000 : 0, gid: isRoot ? 1000 : 0 } }), warn);
+    await copyInto(root, spec(['tree'], '/usr/local/', { owner: { uid: isRoot ? 1000 : 0, gid: isRoot ? 1000 : 0 } }), warn);
+    for (const dir of [root, join(root, 'usr/local')]) {
+      const st = await stat(dir);
+      expect([dir, st.mode & 0o7777, st.uid]).toEqual([dir, 0o755, process.getuid?.() ?? 0]);
+    }
+    expect(await text('a')).toBe('A');
+    expect(await text('usr/local/a')).toBe('A');
+  });
+
+  test('a nested directory that already exists takes the source metadata', async () => {
+    await put(ctx, 'tree/sub/f', 'f');
+    const { chmod } = await import('node:fs/promises');
+    await chmod(join(ctx, 'tree/sub'), 0o750);
+    await mkdir(join(root, 'app/sub'), { recursive: true, mode: 0o755 });
+    await copyInto(root, spec(['tree'], '/app'), warn);
+    expect((await stat(join(root, 'app/sub'))).mode & 0o7777).toBe(0o750);
+    expect((await stat(join(root, 'app'))).mode & 0o7777).toBe(0o755);
+  });
+
+  test('created directories are 0755 whatever the umask', async () => {
+    await put(ctx, 'f', 'f');
+    const old = process.umask(0o077);
+    try {
+      await copyInto(root, spec(['f'], '/a/b/f'), warn);
+      await copyInto(root, spec([], '/c/d/', { inline: [{ name: 'x', content: 'x' }] }), warn);
+    } finally {
+      process.umask(old);
+    }
+    for (const rel of ['a', 'a/b', 'c', 'c/d']) expect([rel, (await stat(join(root, rel))).mode & 0o7777]).toEqual([rel, 0o755]);
+  });
+
+  test('COPY . copies the whole context', async () => {
+    await put(ctx, 'a', 'A');
+    await put(ctx, 'd/b', 'B');
+    await copyInto(root, spec(['.'], '/app/'), warn);
+    expect(await text('app/a')).toBe('A');
+    expect(await text('app/d/b')).toBe('B');
+  });
+
+  test('FIFOs are skipped with a warning', async () => {
+    const { execFileSync } = await import('node:child_process');
+    await put(ctx, 'd/file', 'x');
+    execFileSync('mkfifo', [join(ctx, 'd/pipe')]);
+    await copyInto(root, spec(['d'], '/d'), warn);
+    expect(await text('d/file')).toBe('x');
+    expect(await exists(join(root, 'd/pipe'))).toBe(false);
+    expect(warnings).toEqual([expect.stringContaining('/d/pipe')]);
+  });
+
+  test('a file replaces an existing file', async () => {
+    await put(ctx, 'new', 'new');
+    await put(root, 'etc/conf', 'old');
+    await copyInto(root, spec(['new'], '/etc/conf'), warn);
+    expect(await text('etc/conf')).toBe('new');
+  });
+
   test('symlinks inside a copied directory are copied as symlinks, not followed', async () => {
     await put(ctx, 'd/real', 'content');
     await symlink('real', join(ctx, 'd/rel-link'));
