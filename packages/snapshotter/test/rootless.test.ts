@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { buildSync } from 'esbuild';
 import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,9 +25,16 @@ maybe('overlay backend works rootless (userns + userxattr)', () => {
   try {
     chownSync(work, user.uid, user.gid);
     chmodSync(work, 0o755);
+    // The checkout may sit where the test user cannot read (CI clones under /root):
+    // bundle the script with its dependencies into the user's work dir.
+    const script = join(work, 'rootless-script.mjs');
+    buildSync({
+      entryPoints: [join(here, 'rootless-script.js')], outfile: script, bundle: true, platform: 'node', format: 'esm', logLevel: 'error',
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    });
     const r = spawnSync(
       'runuser',
-      ['-u', USER, '--', 'unshare', '--user', '--mount', '--map-root-user', '--map-auto', '--', process.execPath, join(here, 'rootless-script.js'), work],
+      ['-u', USER, '--', 'unshare', '--user', '--mount', '--map-root-user', '--map-auto', '--', process.execPath, script, work],
       { encoding: 'utf8', timeout: 60_000 },
     );
     if (r.status !== 0) throw new Error(`rootless script failed (${r.status}): ${r.stderr}`);
