@@ -6,14 +6,17 @@ import {
 } from '@stowage/registry-client';
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
 import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
-import { BuildError, CopySourceError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
+import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
 import { runStep } from '../runtime/runc.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
 import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
-import { platformArgs, parsePlatform } from './platform.js';
+import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
+import { BuildArgScope } from './args.js';
+import { Semaphore } from './semaphore.js';
+import { availableParallelism } from 'node:os';
 import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
@@ -35,6 +38,8 @@ export interface BuildOptions {
   /** Files owned by other ids cannot be created (single-id user namespace). */
   ignoreOwnership?: boolean;
   progress: Progress;
+  /** Steps and pulls running at once; default: the number of CPUs. */
+  parallelism?: number;
 }
 
 /** A layer of the image being built, with what the config and manifest need. */
@@ -67,7 +72,6 @@ interface StageState extends StageResult {
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
-const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 /** Docker-schema layer media types become their byte-identical OCI names on export. */
 function ociLayerMediaType(mediaType: string): string {
@@ -105,46 +109,40 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       throw new InvalidOptionError(`--platform: ${(err as Error).message}`);
     }
   }
-  const buildArgs = opts.buildArgs ?? {};
-  const consumedArgs = new Set<string>();
   const lex = new ShellLex(df.escapeToken);
-
-  // Global ARGs (before the first FROM) are visible to FROM lines only, unless a stage re-declares them.
-  const metaEnv: Record<string, string> = { ...platformArgs(target, build) };
-  for (const arg of df.metaArgs) {
-    for (const { key, value } of arg.args) {
-      if (key in buildArgs) {
-        metaEnv[key] = buildArgs[key]!;
-        consumedArgs.add(key);
-      } else if (value !== undefined) {
-        metaEnv[key] = withLocationOf(() => lex.processWord(value, metaEnv), file, arg.range.start);
-      }
-    }
-  }
-  const plan = planBuild(df, metaEnv, file, opts.target);
+  const args = new BuildArgScope(opts.buildArgs ?? {}, platformArgs(target, build), df.metaArgs, (w, env) => lex.processWord(w, env), file);
+  const plan = planBuild(df, args.global, file, opts.target);
 
   const state = await openStateRoot(opts.stateRoot);
   const store = await ContentStore.open(state.content);
   // Partial downloads of builds that died long ago are never resumed: drop them.
   await store.cleanupIngest();
   const snapshots = await Snapshotter.open(state.snapshots, { backend: opts.snapshotter ?? 'auto' });
-  const registry = new RegistryClient({
-    store,
-    platform: target,
-    mirrors: opts.mirrors ?? {},
-    insecureRegistries: opts.insecureRegistries ?? [],
-    log: (line) => progress.note(line),
-  });
+  const registries = new Map<string, RegistryClient>();
+  // One client per platform: `FROM --platform=…` may ask for another one than the target.
+  const registryFor = (platform: Platform): RegistryClient => {
+    const key = formatPlatform(platform);
+    let client = registries.get(key);
+    if (!client) {
+      client = new RegistryClient({ store, platform, mirrors: opts.mirrors ?? {}, insecureRegistries: opts.insecureRegistries ?? [], log: (line) => progress.note(line) });
+      registries.set(key, client);
+    }
+    return client;
+  };
   const close = async () => {
     await snapshots.close();
     await rm(state.buildTmp, { recursive: true, force: true });
   };
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 
-  const engine = new Engine({ df, plan, file, contextDir, buildArgs, consumedArgs, metaEnv, target, state, store, snapshots, registry, progress, network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false });
+  const engine = new Engine({
+    df, plan, file, contextDir, args, target, state, store, snapshots, registryFor, progress,
+    network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
+    steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
+  });
   try {
     const image = await engine.stage(plan.target);
-    const unused = Object.keys(buildArgs).filter((k) => !consumedArgs.has(k) && !PROXY_ARGS.includes(k));
+    const unused = args.unused();
     if (unused.length > 0) progress.note(`warning: build arguments not consumed by any instruction: ${unused.join(', ')}`);
     const targetStage = plan.stages[plan.target]!.stage;
     return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), close };
@@ -178,15 +176,15 @@ interface EngineContext {
   plan: BuildPlan;
   file: string;
   contextDir: string;
-  buildArgs: Record<string, string>;
-  consumedArgs: Set<string>;
-  metaEnv: Record<string, string>;
+  args: BuildArgScope;
   target: Platform;
   state: StateRoot;
   store: ContentStore;
   snapshots: Snapshotter;
-  registry: RegistryClient;
+  registryFor: (platform: Platform) => RegistryClient;
   progress: Progress;
+  /** Bounds the steps and pulls running at once across concurrent stages. */
+  steps: Semaphore;
   network: NetworkMode;
   ignoreOwnership: boolean;
 }
@@ -224,7 +222,9 @@ class Engine {
   private async runStage(planned: PlannedStage): Promise<StageResult> {
     // Start dependencies together so independent stages overlap; Promise.all
     // observes every one at once, so a failing stage is never left unhandled.
-    const [base] = await Promise.all([this.source(planned.base, planned.stage.range.start), ...[...planned.deps].map((d) => this.stage(d))]);
+    const line = planned.stage.range.start;
+    const platform = this.stagePlatform(planned);
+    const [base] = await Promise.all([this.source(planned.base, line, platform), ...[...planned.deps].map((d) => this.stage(d))]);
     const st: StageState = {
       snapshot: base.snapshot,
       layers: [...base.layers],
@@ -233,8 +233,11 @@ class Engine {
       shell: base.config.config?.Shell ?? DEFAULT_SHELL,
     };
     const label = planned.stage.name ?? String(planned.stage.index);
-    const total = planned.stage.commands.length;
-    for (const [i, cmd] of planned.stage.commands.entries()) {
+    // ONBUILD triggers of the base run first, then leave the config: they are not inherited further.
+    const triggers = this.onBuildTriggers(st, planned);
+    const commands = [...triggers, ...planned.stage.commands];
+    const total = commands.length;
+    for (const [i, cmd] of commands.entries()) {
       // Once any stage failed, the others stop at their next instruction.
       if (this.failure) throw this.failure;
       const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${cmd.original.split('\n')[0]}`);
@@ -252,17 +255,70 @@ class Engine {
     return { snapshot: st.snapshot, layers: st.layers, config: st.config };
   }
 
-  private async source(src: Source, line: number): Promise<StageResult> {
+  /** `FROM --platform=…` (expanded with the global ARGs), else the build's target platform. */
+  private stagePlatform(planned: PlannedStage): Platform {
+    const raw = planned.stage.platform;
+    if (raw === undefined) return this.ctx.target;
+    const where = { file: this.ctx.file, line: planned.stage.range.start };
+    try {
+      return parsePlatform(this.lex.processWord(raw, this.ctx.args.global));
+    } catch (err) {
+      throw new InstructionError(`FROM --platform=${raw}: ${(err as Error).message}`, where);
+    }
+  }
+
+  /**
+   * Parses the base image's ONBUILD triggers into commands located at this
+   * stage's FROM line, which is where a user looks when one fails.
+   */
+  private onBuildTriggers(st: StageState, planned: PlannedStage): Command[] {
+    const cfg = st.config.config;
+    const triggers = cfg?.OnBuild ?? [];
+    if (!cfg || triggers.length === 0) return [];
+    delete cfg.OnBuild;
+    const where = { file: this.ctx.file, line: planned.stage.range.start };
+    return triggers.map((trigger) => {
+      let parsed: DockerfileInstructions;
+      try {
+        parsed = parseInstructions(`FROM scratch\n${trigger}\n`);
+      } catch (err) {
+        throw new InstructionError(`ONBUILD trigger "${trigger}" of the base image: ${(err as Error).message}`, where);
+      }
+      const cmd = parsed.stages[0]?.commands[0];
+      if (!cmd) throw new InstructionError(`ONBUILD trigger "${trigger}" of the base image is empty`, where);
+      return { ...cmd, range: { ...planned.stage.range }, original: `ONBUILD ${cmd.original}` } as Command;
+    });
+  }
+
+  /**
+   * `--from` of an ONBUILD trigger, which planning could not see: an earlier
+   * stage by name or index, else an image.
+   */
+  private lateCopySource(from: string, planned: PlannedStage, line: number): Source {
+    const value = this.lex.processWord(from, this.ctx.args.global);
+    const stages = this.ctx.plan.stages;
+    const named = stages.find((p) => p.stage.name === value.toLowerCase())
+      ?? (/^\d+$/.test(value) ? stages[Number(value)] : undefined);
+    if (named) {
+      if (named.stage.index >= planned.stage.index) {
+        throw new StageNotFoundError(`ONBUILD COPY --from=${value}: the stage must be defined before this one`, { file: this.ctx.file, line });
+      }
+      return { kind: 'stage', index: named.stage.index };
+    }
+    return { kind: 'image', ref: value };
+  }
+
+  private async source(src: Source, line: number, platform: Platform = this.ctx.target): Promise<StageResult> {
     switch (src.kind) {
       case 'scratch':
-        return { snapshot: undefined, layers: [], config: scratchConfig(this.ctx.target) };
+        return { snapshot: undefined, layers: [], config: scratchConfig(platform) };
       case 'stage':
         return this.stage(src.index);
       case 'image': {
-        const key = parseReference(src.ref).toString();
+        const key = `${parseReference(src.ref).toString()} ${formatPlatform(platform)}`;
         let run = this.imageRuns.get(key);
         if (!run) {
-          run = this.pullImage(src.ref).catch((err: unknown) => {
+          run = this.ctx.steps.run(() => this.pullImage(src.ref, platform)).catch((err: unknown) => {
             const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
             this.failure ??= located;
             throw located;
@@ -275,9 +331,9 @@ class Engine {
   }
 
   /** Pulls an image and applies each of its layers once per chain ID, shared by all builds on this root. */
-  private async pullImage(ref: string): Promise<StageResult> {
+  private async pullImage(ref: string, platform: Platform): Promise<StageResult> {
     const step = this.ctx.progress.start(`[internal] load ${ref}`);
-    const image = await this.ctx.registry.pull(ref);
+    const image = await this.ctx.registryFor(platform).pull(ref);
     step.log(`resolved ${image.reference.toString()}@${image.manifestDigest} (${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''})`);
     const diffIds = image.config.rootfs.diff_ids;
     if (diffIds.length !== image.manifest.layers.length) {
@@ -324,13 +380,10 @@ class Engine {
     switch (cmd.kind) {
       case 'ARG':
         for (const { key, value } of cmd.args) {
-          let v: string | undefined;
-          if (key in this.ctx.buildArgs) {
-            v = this.ctx.buildArgs[key];
-            this.ctx.consumedArgs.add(key);
-          } else if (value !== undefined) v = this.expand(value, st);
-          else if (key in this.ctx.metaEnv) v = this.ctx.metaEnv[key];
-          st.args.set(key, v ?? '');
+          const v = this.ctx.args.declare(key, value, this.expansionEnv(st), (w, env) => this.lex.processWord(w, env));
+          // Declared but unset stays out of the environment: `${X-default}` must see it unset.
+          if (v === undefined) st.args.delete(key);
+          else st.args.set(key, v);
         }
         return this.metadataOnly(st, cmd.original);
       case 'ENV': {
@@ -423,7 +476,11 @@ class Engine {
    * changed into a layer. An empty change adds no layer (as BuildKit does for
    * a WORKDIR that already exists).
    */
-  private async filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
+  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
+    return this.ctx.steps.run(() => this.runFilesystemStep(st, createdBy, step, mutate));
+  }
+
+  private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
     let committed = false;
@@ -483,7 +540,7 @@ class Engine {
     let sourceKind: 'context' | 'rootfs' = 'context';
     let release: (() => Promise<void>) | undefined;
     if (cmd.from !== undefined) {
-      const src = planned.copySources.get(cmd.from)!;
+      const src = planned.copySources.get(cmd.from) ?? this.lateCopySource(cmd.from, planned, cmd.range.start);
       const result = await this.source(src, cmd.range.start);
       sourceKind = 'rootfs';
       if (result.snapshot === undefined) {
@@ -525,12 +582,7 @@ class Engine {
     const env = new EnvList(cfg.Env ?? []);
     // Build args reach RUN as environment, unless ENV set the same name.
     for (const [k, v] of st.args) if (!env.has(k)) env.set(k, v);
-    for (const k of PROXY_ARGS) {
-      if (k in this.ctx.buildArgs && !env.has(k)) {
-        env.set(k, this.ctx.buildArgs[k]!);
-        this.ctx.consumedArgs.add(k);
-      }
-    }
+    for (const [k, v] of Object.entries(this.ctx.args.proxyEnv())) if (!env.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
     const createdBy = `RUN ${args.join(' ')}`;
     await this.filesystemStep(st, createdBy, step, async (rootfs) => {
