@@ -11,7 +11,8 @@ export type Expand = (word: string, env: Record<string, string>) => string;
  * BuildKit's scoping rules:
  * - a global ARG (before the first FROM) is visible to FROM lines only;
  * - inside a stage an ARG is visible from its declaration to the end of that
- *   stage; a bare `ARG NAME` takes the global value of the same name;
+ *   stage and in the stages built FROM it (the engine carries them over);
+ *   a bare `ARG NAME` takes the global value of the same name;
  * - `--build-arg` overrides a declared default, but only for declared names;
  * - an ARG with neither default nor value is declared but unset.
  */

@@ -53,6 +53,8 @@ export interface StageResult {
   snapshot: string | undefined;
   layers: LayerRef[];
   config: ImageConfig;
+  /** ARGs declared in the stage, which a stage built FROM it inherits (empty for images). */
+  args: ReadonlyMap<string, string>;
 }
 
 export interface BuildResult {
@@ -229,7 +231,8 @@ class Engine {
       snapshot: base.snapshot,
       layers: [...base.layers],
       config: cloneConfig(base.config),
-      args: new Map(),
+      // A stage based on another stage inherits its ARGs; an image brings none.
+      args: new Map(base.args),
       shell: base.config.config?.Shell ?? DEFAULT_SHELL,
     };
     const label = planned.stage.name ?? String(planned.stage.index);
@@ -252,7 +255,7 @@ class Engine {
       }
     }
     st.config.created = this.now();
-    return { snapshot: st.snapshot, layers: st.layers, config: st.config };
+    return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args };
   }
 
   /** `FROM --platform=…` (expanded with the global ARGs), else the build's target platform. */
@@ -311,7 +314,7 @@ class Engine {
   private async source(src: Source, line: number, platform: Platform = this.ctx.target): Promise<StageResult> {
     switch (src.kind) {
       case 'scratch':
-        return { snapshot: undefined, layers: [], config: scratchConfig(platform) };
+        return { snapshot: undefined, layers: [], config: scratchConfig(platform), args: new Map() };
       case 'stage':
         return this.stage(src.index);
       case 'image': {
@@ -363,7 +366,7 @@ class Engine {
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
     }
     step.done();
-    return { snapshot: parent, layers, config: image.config };
+    return { snapshot: parent, layers, config: image.config, args: new Map() };
   }
 
   /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV. */
@@ -388,10 +391,10 @@ class Engine {
         return this.metadataOnly(st, cmd.original);
       case 'ENV': {
         const env = new EnvList(cfg.Env ?? []);
-        for (const { key, value } of cmd.pairs) {
-          // Each pair sees the ones before it on the same line, as in Docker.
-          env.set(key, this.lex.processWord(value, { ...Object.fromEntries(st.args), ...env.toRecord() }));
-        }
+        // Every pair expands against the environment from before the instruction
+        // (the reference's `ENV abc=bye def=$abc` gives def the old abc).
+        const before = this.expansionEnv(st);
+        for (const { key, value } of cmd.pairs) env.set(key, this.lex.processWord(value, before));
         cfg.Env = env.toList();
         return this.metadataOnly(st, cmd.original);
       }

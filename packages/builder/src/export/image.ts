@@ -12,7 +12,7 @@ export interface WrittenImage {
  * already there: base layers as pulled (never recompressed), new ones as the
  * snapshotter wrote them.
  */
-export async function writeImage(store: ContentStore, image: StageResult): Promise<WrittenImage> {
+export async function writeImage(store: ContentStore, image: Pick<StageResult, 'layers' | 'config'>): Promise<WrittenImage> {
   const config = { ...image.config, rootfs: { type: 'layers' as const, diff_ids: image.layers.map((l) => l.diffID) } };
   const configBlob = await store.writeBlob(JSON.stringify(config));
   const configDesc: Descriptor = { mediaType: MediaTypes.OCI_CONFIG, digest: configBlob.digest, size: configBlob.size };

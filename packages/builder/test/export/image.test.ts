@@ -61,7 +61,6 @@ describe('writeImage', () => {
       const store = await ContentStore.open(dir);
       const layer = { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: `sha256:${'2'.repeat(64)}`, size: 10 }, diffID: `sha256:${'3'.repeat(64)}` };
       const written = await writeImage(store, {
-        snapshot: undefined,
         layers: [layer],
         config: { architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: ['stale'] }, history: [] },
       });
