@@ -141,19 +141,14 @@ export async function extractArchive(
   if (!posix.isAbsolute(destDir) || !posix.isAbsolute(targetRoot) || destRel === '..' || destRel.startsWith('../') || posix.isAbsolute(destRel)) {
     throw new ArchiveError(`destination ${destDir} is not inside ${targetRoot}`);
   }
-  let rejectAborted: (err: Error) => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    rejectAborted = reject;
-  });
-  aborted.catch(() => undefined);
   const ctx: Ctx = {
     targetRoot,
     destInRoot: `/${destRel}`,
+    destReal: await resolveInRoot(targetRoot, `/${destRel}`),
     opts,
     warn,
     extracted: new Map(),
     dirs: new Map(),
-    aborted,
   };
 
   const source = await openDecompressed(path, format);
@@ -161,7 +156,6 @@ export async function extractArchive(
   // zstd: false: the stream is already decompressed; never sniff it again.
   const parser = new Parser({ strict: true, zstd: false });
   const queue: ReadEntry[] = [];
-  let failure: Error | undefined;
   let ended = false;
   let wake: (() => void) | undefined;
   const notify = () => {
@@ -170,9 +164,9 @@ export async function extractArchive(
     w?.();
   };
   const fail = (err: unknown) => {
-    failure ??= err instanceof Error ? err : new Error(String(err));
+    ctx.failure ??= err instanceof Error ? err : new Error(String(err));
     // Unblocks a body being read when the stream breaks in the middle of it.
-    rejectAborted(failure);
+    ctx.abortRead?.(ctx.failure);
     notify();
   };
   parser.on('entry', (entry: ReadEntry) => {
@@ -191,7 +185,7 @@ export async function extractArchive(
 
   try {
     for (;;) {
-      if (failure) throw failure;
+      if (ctx.failure) throw ctx.failure;
       const entry = queue.shift();
       if (entry) {
         try {
@@ -209,7 +203,7 @@ export async function extractArchive(
     // A decompressor that failed late (truncated .xz) may still have produced
     // a well-formed prefix: its exit status decides.
     await source.finished;
-    if (failure) throw failure;
+    if (ctx.failure) throw ctx.failure;
     await applyDirectoryMetadata(ctx);
   } finally {
     source.output.unpipe(parser as unknown as NodeJS.WritableStream);
@@ -222,14 +216,18 @@ interface Ctx {
   targetRoot: string;
   /** destDir relative to targetRoot, as an absolute path inside the root. */
   destInRoot: string;
+  /** destDir with its symlinks resolved inside the root. */
+  destReal: string;
   opts: ExtractOptions;
   warn: (msg: string) => void;
   /** Files (not directories) this archive created: real path → inode, for hardlinks. */
   extracted: Map<string, { dev: number; ino: number }>;
   /** Directory mode and times, applied at the end so a read-only directory or later entries do not get in the way. */
   dirs: Map<string, { dev: number; ino: number; mode: number; atime: number; mtime: number }>;
-  /** Rejects when the archive stream fails, so a body being read does not wait forever. */
-  aborted: Promise<never>;
+  /** Set when the archive stream fails. */
+  failure?: Error;
+  /** Rejects the body read in progress, so it does not wait forever for a stream that broke. */
+  abortRead?: (err: Error) => void;
 }
 
 async function extractEntry(ctx: Ctx, entry: ReadEntry): Promise<void> {
@@ -330,8 +328,9 @@ async function extractDirectory(ctx: Ctx, entry: ReadEntry, inRoot: string): Pro
       st = fst;
     }
   }
-  // The root of the image is never changed by an entry (BuildKit skips it).
-  if (path === ctx.targetRoot) return;
+  // Neither the root of the image nor the destination itself is changed by an
+  // entry (BuildKit skips a directory entry that resolves to its root).
+  if (path === ctx.targetRoot || path === ctx.destReal) return;
   if (!st?.isDirectory()) {
     if (st) await rm(path, { recursive: true, force: true });
     await ensureDir(ctx, posix.dirname(path));
@@ -352,7 +351,15 @@ async function extractFile(ctx: Ctx, entry: ReadEntry, inRoot: string): Promise<
   try {
     const body = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     for (;;) {
-      const next = await Promise.race([body.next(), ctx.aborted]);
+      // Not Promise.race against a long-lived promise: each race would leave
+      // a reaction on it holding the chunk, keeping the whole body in memory.
+      const next = await new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+        if (ctx.failure) return reject(ctx.failure);
+        ctx.abortRead = reject;
+        body.next().then(resolve, reject);
+      }).finally(() => {
+        ctx.abortRead = undefined;
+      });
       if (next.done) break;
       const chunk = next.value;
       let offset = 0;
@@ -467,6 +474,9 @@ async function openDecompressed(path: string, format: ArchiveFormat): Promise<De
   const child = spawn(tool.command, ['-d', '-c', '-q'], { stdio: [fh.fd, 'pipe', 'pipe'] });
   let stderr = '';
   let stopped = false;
+  // Errors surface through `finished`; a late one after stop() must not crash.
+  child.stdout!.on('error', () => undefined);
+  child.stderr!.on('error', () => undefined);
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
     if (stderr.length < 4096) stderr += d;

@@ -11,6 +11,7 @@ import { runStep } from '../runtime/runc.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
+import { ArchiveError } from './archive.js';
 import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
 import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
@@ -452,11 +453,15 @@ class Engine {
       case 'WORKDIR':
         return this.workdir(cmd.path, st, step);
       case 'COPY':
+      case 'ADD':
         return this.copy(cmd, st, planned, step);
       case 'RUN':
         return this.run(cmd, st, step);
-      default:
-        throw new NotSupportedError(`${cmd.kind} is not supported yet`);
+      default: {
+        // Every instruction kind is handled above; this catches a new one added to the frontend.
+        const unhandled: never = cmd;
+        throw new NotSupportedError(`${(unhandled as Command).kind} is not supported yet`);
+      }
     }
   }
 
@@ -522,9 +527,16 @@ class Engine {
     });
   }
 
-  private async copy(cmd: Extract<Command, { kind: 'COPY' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
+  /** COPY, and ADD of local files (where tar archives unpack); remote ADD sources come later. */
+  private async copy(cmd: Extract<Command, { kind: 'COPY' | 'ADD' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
+    const name = cmd.kind;
     if (cmd.link) step.log('note: --link is accepted; the layer is built the same way');
-    if (cmd.parents || cmd.exclude.length > 0) throw new NotSupportedError('COPY --parents and --exclude are not supported yet');
+    if (cmd.parents || cmd.exclude.length > 0) throw new NotSupportedError(`${name} --parents and --exclude are not supported yet`);
+    if (cmd.kind === 'ADD') {
+      const remote = cmd.sources.find((src) => /^[a-z][a-z0-9+.-]*:\/\//i.test(src) || /^git@/.test(src));
+      if (remote !== undefined) throw new NotSupportedError(`ADD from a URL or git repository (${remote}) is not supported yet`);
+      if (cmd.checksum !== undefined || cmd.keepGitDir !== undefined) throw new NotSupportedError('ADD --checksum and --keep-git-dir apply to remote sources, which are not supported yet');
+    }
     const cfg = containerConfig(st.config);
     const env = this.expansionEnv(st);
     const heredocNames = new Set(cmd.heredocs.map((h) => h.name));
@@ -557,16 +569,21 @@ class Engine {
       }
     }
     try {
-      await this.filesystemStep(st, `COPY ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs) => {
-        const owner = cmd.chown !== undefined
+      await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs) => {
+        const chown = cmd.chown !== undefined
           ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
-            throw new InstructionError(`COPY --chown: ${err.message}`);
+            throw new InstructionError(`${name} --chown: ${err.message}`);
           })
-          : { uid: 0, gid: 0 };
+          : undefined;
+        const owner = chown ?? { uid: 0, gid: 0 };
+        const unpackArchives = cmd.kind === 'ADD' && cmd.unpack !== false
+          ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership }
+          : undefined;
         try {
-          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime }, (m) => step.log(`warning: ${m}`));
+          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, ...(unpackArchives ? { unpackArchives } : {}) }, (m) => step.log(`warning: ${m}`));
         } catch (err) {
-          if (err instanceof CopyError) throw new CopySourceError(`COPY failed: ${err.message}`);
+          if (err instanceof CopyError) throw new CopySourceError(`${name} failed: ${err.message}`);
+          if (err instanceof ArchiveError) throw new InstructionError(`${name} failed: ${err.message}`);
           throw err;
         }
       });

@@ -1,5 +1,6 @@
 import { copyFile, constants, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { detectArchive, extractArchive } from './archive.js';
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
 
@@ -19,6 +20,12 @@ export interface CopySpec {
   chmod?: number;
   /** Modification time for inline files (seconds). */
   inlineMtime: number;
+  /**
+   * ADD: a regular-file source that is a tar archive (by content) is unpacked
+   * into the destination directory instead of copied. Entries keep the
+   * archive's owners unless `--chown` was given (BuildKit's rule).
+   */
+  unpackArchives?: { chown?: CopyOwner; ignoreOwnership: boolean };
 }
 
 export class CopyError extends Error {}
@@ -72,11 +79,27 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     if (st.isDirectory()) {
       // A directory source copies its contents, never the directory itself.
       await copyTree(source, targetRoot, spec.dest, spec, warn, true);
+    } else if (st.isFile() && spec.unpackArchives && (await unpackIfArchive(targetRoot, source, spec, warn))) {
+      // An archive source of ADD: its entries were unpacked into the destination directory.
     } else {
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
       await copyEntry(source, targetRoot, target, spec, warn);
     }
   }
+}
+
+/** An archive always unpacks into a directory at the destination, trailing slash or not. */
+async function unpackIfArchive(targetRoot: string, source: string, spec: CopySpec, warn: (msg: string) => void): Promise<boolean> {
+  const format = await detectArchive(source);
+  if (format === undefined) return false;
+  const opts = spec.unpackArchives!;
+  const destDir = posix.normalize(spec.dest);
+  await mkdirOwned(targetRoot, destDir, spec.owner);
+  await extractArchive(source, format, targetRoot, await resolveInRoot(targetRoot, destDir), {
+    ...(opts.chown ? { owner: opts.chown } : {}),
+    ignoreOwnership: opts.ignoreOwnership,
+  }, warn);
+  return true;
 }
 
 /** Context sources never leave the context: `..` is clamped and the named path's links are resolved inside it. */

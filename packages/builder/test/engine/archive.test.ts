@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, Header, type HeaderData } from 'tar';
@@ -232,10 +232,19 @@ describe('extractArchive', () => {
   });
 
   test('a "." entry does not change the destination directory', async () => {
+    const rootMode = (await stat(root)).mode;
     await mkdir(join(root, 'dst'), { mode: 0o711 });
     execFileSync('chmod', ['0711', join(root, 'dst')]);
-    await extractRaw([{ path: './', type: 'Directory', mode: 0o777 }, { path: './a', body: 'a' }], join(root, 'dst'));
+    await extractRaw([
+      { path: './', type: 'Directory', mode: 0o777 },
+      { path: './a', body: 'a' },
+      { path: 'self', type: 'SymbolicLink', linkpath: '.' },
+      { path: 'self/', type: 'Directory', mode: 0o777 },
+      { path: 'top', type: 'SymbolicLink', linkpath: '/' },
+      { path: 'top/', type: 'Directory', mode: 0o777 },
+    ], join(root, 'dst'));
     expect((await stat(join(root, 'dst'))).mode & 0o7777).toBe(0o711);
+    expect((await stat(root)).mode).toBe(rootMode);
     expect(await readFile(join(root, 'dst/a'), 'utf8')).toBe('a');
   });
 
@@ -276,6 +285,26 @@ describe('extractArchive', () => {
     const file = compress(await tarOf(src, join(base, 'a.tar')), 'xz', join(base, 'a.xz'));
     await extractArchive(file, 'xz', root, root, {}, warn);
     expect((await readFile(join(root, 'big'))).equals(big)).toBe(true);
+  }, 60_000);
+
+  test('extraction streams: memory stays far below the size of the archive', async () => {
+    const size = 128 * 1024 * 1024;
+    await writeFile(join(src, 'zeros'), '');
+    await truncate(join(src, 'zeros'), size);
+    const file = join(base, 'zeros.bin');
+    await create({ file, cwd: src, gzip: { level: 1 } }, ['zeros']);
+    expect(await detectArchive(file)).toBe('gzip');
+    let peak = 0;
+    const sample = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+    }, 2);
+    try {
+      await extractArchive(file, 'gzip', root, root, {}, warn);
+    } finally {
+      clearInterval(sample);
+    }
+    expect((await stat(join(root, 'zeros'))).size).toBe(size);
+    expect(peak).toBeLessThan(size / 2);
   }, 60_000);
 
   test('a truncated archive is an error', async () => {
