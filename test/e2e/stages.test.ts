@@ -51,8 +51,10 @@ describe('stages at run time', () => {
   const build = (args: string[]) => runStowage(['build', '--root', work.root, ...mirror(), ...args], { cwd: work.dir, timeoutMs: T });
 
   test('independent stages run side by side', async () => {
-    const r = await build(['-f', 'parallel.Dockerfile', '-o', 'parallel.tar', '.']);
+    const r = await build(['-f', 'parallel.Dockerfile', '--build-arg', 'NOT_USED=1', '-o', 'parallel.tar', '.']);
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    // Docker warns about build arguments that no ARG consumed.
+    expect(r.stderr).toContain('warning: build arguments not consumed by any instruction: NOT_USED');
     const out = await runImage(work.path('parallel.tar'), { args: ['cat', '/left.start', '/left.end', '/right.start', '/right.end'] });
     const [leftStart, leftEnd, rightStart, rightEnd] = out.stdout.trim().split('\n').map(Number);
     // Overlapping intervals: each stage started before the other one ended.
