@@ -12,6 +12,7 @@ export {
   listLayer,
   readLayerFile,
   runImage,
+  umociUnpack,
   MEDIA_TYPES,
   REF_NAME,
   type Descriptor,

@@ -285,6 +285,26 @@ export interface RunImageOptions extends SelectOptions {
 let runSeq = 0;
 
 /**
+ * `umoci unpack --rootless` of the archive's image (chosen by opts) as the
+ * test user into `<base>/bundle` (rootfs in `<base>/bundle/rootfs`); `base`
+ * must be a directory owned by the test user (makeUserTempDir).
+ */
+export async function umociUnpack(ociTarPath: string, base: string, opts: SelectOptions = {}): Promise<string> {
+  const e = testEnv();
+  const bundle = path.join(base, 'bundle');
+  const layoutDir = path.join(base, 'layout');
+  const img = await unpackOciTar(ociTarPath, layoutDir, opts);
+  // umoci wants a tag pointing straight at a manifest: rewrite our copy of index.json.
+  const desc: Descriptor = { ...img.manifestDescriptor, annotations: { ...img.manifestDescriptor.annotations, [REF_NAME]: 'run' } };
+  delete desc.platform;
+  await fs.writeFile(path.join(layoutDir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
+  await chownTree(base, e.uid, e.gid);
+  const unpack = await runAsUser(['umoci', 'unpack', '--rootless', '--image', `${layoutDir}:run`, bundle], { cwd: base, timeoutMs: 300_000 });
+  if (unpack.code !== 0) throw new Error(`umoci unpack failed (${unpack.code}):\n${unpack.stderr}${unpack.stdout}`);
+  return bundle;
+}
+
+/**
  * Runs the image in the OCI archive as the test user: `umoci unpack --rootless`
  * into a bundle, then `runc --root <tmp> run` (no tty). Returns the container's
  * exit code and output; removes everything afterwards. Throws when umoci fails.
@@ -296,19 +316,7 @@ export async function runImage(ociTarPath: string, opts: RunImageOptions = {}): 
   const runcRoot = path.join(base, 'runc');
   const bundle = path.join(base, 'bundle');
   try {
-    const layoutDir = path.join(base, 'layout');
-    const img = await unpackOciTar(ociTarPath, layoutDir, opts);
-    // umoci wants a tag pointing straight at a manifest: rewrite our copy of index.json.
-    const desc: Descriptor = { ...img.manifestDescriptor, annotations: { ...img.manifestDescriptor.annotations, [REF_NAME]: 'run' } };
-    delete desc.platform;
-    await fs.writeFile(path.join(layoutDir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
-    await chownTree(base, e.uid, e.gid);
-
-    const unpack = await runAsUser(['umoci', 'unpack', '--rootless', '--image', `${layoutDir}:run`, bundle], {
-      cwd: base,
-      timeoutMs: 300_000,
-    });
-    if (unpack.code !== 0) throw new Error(`umoci unpack failed (${unpack.code}):\n${unpack.stderr}${unpack.stdout}`);
+    await umociUnpack(ociTarPath, base, opts);
 
     const cfgPath = path.join(bundle, 'config.json');
     const spec = JSON.parse(await fs.readFile(cfgPath, 'utf8'));
