@@ -609,6 +609,9 @@ class Engine {
       const user = await resolveUser(rootfs, cfg.User || '0').catch((err: Error) => {
         throw new InstructionError(err.message);
       });
+      if (this.ctx.ignoreOwnership && (user.uid !== 0 || user.gid !== 0)) {
+        throw new InstructionError(`USER ${cfg.User}: a step cannot run as uid ${user.uid} gid ${user.gid} with a single-id mapping (only root exists in the build's user namespace); give this user a range in /etc/subuid and /etc/subgid`);
+      }
       if (!env.has('HOME')) env.set('HOME', user.home);
       const code = await runStep(rootfs, {
         args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,

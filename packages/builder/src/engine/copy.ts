@@ -26,7 +26,17 @@ export interface CopySpec {
    * archive's owners unless `--chown` was given (BuildKit's rule).
    */
   unpackArchives?: { chown?: CopyOwner; ignoreOwnership: boolean };
+  /**
+   * Sets the owner of a created path (absolute, inside the target root).
+   * Default lchown; a single-id user namespace records owners instead,
+   * since only root exists on disk there.
+   */
+  setOwner?: SetOwner;
 }
+
+export type SetOwner = (path: string, owner: CopyOwner) => Promise<void>;
+
+const lchownOwner: SetOwner = (path, owner) => lchown(path, owner.uid, owner.gid);
 
 export class CopyError extends Error {}
 
@@ -59,8 +69,8 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
   const destPath = await resolveInRoot(targetRoot, spec.dest);
   const destExistsAsDir = await lstat(destPath).then((s) => s.isDirectory(), () => false);
   const intoDir = destIsDir || destExistsAsDir;
-  if (intoDir) await mkdirOwned(targetRoot, spec.dest, spec.owner);
-  else await mkdirOwned(targetRoot, posix.dirname(posix.normalize(spec.dest)), spec.owner);
+  if (intoDir) await mkdirOwned(targetRoot, spec.dest, spec.owner, spec.setOwner);
+  else await mkdirOwned(targetRoot, posix.dirname(posix.normalize(spec.dest)), spec.owner, spec.setOwner);
 
   for (const file of spec.inline) {
     const target = intoDir ? posix.join(spec.dest, file.name) : spec.dest;
@@ -94,7 +104,7 @@ async function unpackIfArchive(targetRoot: string, source: string, spec: CopySpe
   if (format === undefined) return false;
   const opts = spec.unpackArchives!;
   const destDir = posix.normalize(spec.dest);
-  await mkdirOwned(targetRoot, destDir, spec.owner);
+  await mkdirOwned(targetRoot, destDir, spec.owner, spec.setOwner);
   await extractArchive(source, format, targetRoot, await resolveInRoot(targetRoot, destDir), {
     ...(opts.chown ? { owner: opts.chown } : {}),
     ignoreOwnership: opts.ignoreOwnership,
@@ -107,7 +117,7 @@ async function resolveInContext(contextRoot: string, rel: string): Promise<strin
   return resolveInRoot(contextRoot, rel);
 }
 
-async function mkdirOwned(root: string, dir: string, owner: CopyOwner): Promise<void> {
+async function mkdirOwned(root: string, dir: string, owner: CopyOwner, setOwner: SetOwner = lchownOwner): Promise<void> {
   const parts = posix.normalize(`/${dir}`).split('/').filter(Boolean);
   let current = '/';
   for (const part of parts) {
@@ -116,7 +126,7 @@ async function mkdirOwned(root: string, dir: string, owner: CopyOwner): Promise<
     const st = await lstat(path).catch(() => undefined);
     if (st?.isDirectory()) continue;
     if (st) await rm(path, { force: true });
-    await mkdirResolved(root, path, owner);
+    await mkdirResolved(root, path, owner, setOwner);
   }
 }
 
@@ -126,7 +136,7 @@ async function mkdirOwned(root: string, dir: string, owner: CopyOwner): Promise<
  * (`/bin -> /opt/missing/bin`); its target is created inside the root, with
  * the owner, as BuildKit's MkdirAll does.
  */
-async function mkdirResolved(root: string, path: string, owner: CopyOwner): Promise<void> {
+async function mkdirResolved(root: string, path: string, owner: CopyOwner, setOwner: SetOwner): Promise<void> {
   const parts = posix.relative(root, path).split('/').filter(Boolean);
   let current = root;
   for (const part of parts) {
@@ -135,7 +145,7 @@ async function mkdirResolved(root: string, path: string, owner: CopyOwner): Prom
     if (st?.isDirectory()) continue;
     if (st) await rm(current, { force: true });
     await mkdir(current, { mode: 0o755 });
-    await lchown(current, owner.uid, owner.gid);
+    await setOwner(current, owner);
     // Not left to the umask of whoever runs the build.
     await chmod(current, 0o755);
   }
@@ -149,7 +159,7 @@ async function mkdirResolved(root: string, path: string, owner: CopyOwner): Prom
  */
 async function copyTree(sourceDir: string, targetRoot: string, destDir: string, spec: CopySpec, warn: (msg: string) => void, top = false): Promise<void> {
   const existed = top && (await lstat(await resolveInRoot(targetRoot, destDir)).then((s) => s.isDirectory(), () => false));
-  await mkdirOwned(targetRoot, destDir, spec.owner);
+  await mkdirOwned(targetRoot, destDir, spec.owner, spec.setOwner);
   const dirPath = await resolveInRoot(targetRoot, destDir);
   const st = await lstat(sourceDir);
   for (const name of (await readdir(sourceDir)).sort()) {
@@ -182,7 +192,7 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
 }
 
 async function applyMeta(path: string, spec: CopySpec, mode: number, atime: number, mtime: number, isLink: boolean): Promise<void> {
-  await lchown(path, spec.owner.uid, spec.owner.gid);
+  await (spec.setOwner ?? lchownOwner)(path, spec.owner);
   if (isLink) {
     await lutimes(path, atime, mtime);
     return;
