@@ -6,13 +6,13 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { InvalidLayerError, UnsafeLayerPathError } from './errors.js';
+import { InvalidLayerError, UnsafeLayerPathError, UnsupportedLayerError } from './errors.js';
 import { openLayer } from './layer-stream.js';
 import { cleanLayerPath, resolveDirInRoot, resolveEntry } from './safe-path.js';
 import { readTar, type TarEntry, type TarItem } from './tar-reader.js';
-import { classifyWhiteout } from './whiteout.js';
+import { classifyWhiteout, isOverlayPrivateXattr } from './whiteout.js';
 import { hasXattrTools, setXattr } from './xattr.js';
 
 const execFileP = promisify(execFile);
@@ -48,6 +48,8 @@ class LayerApplier {
   readonly warnings: string[] = [];
   /** Absolute paths this layer created; opaque markers must spare them. */
   private readonly written = new Set<string>();
+  /** Directories holding something this layer created (even when the layer has no entry for them). */
+  private readonly holding = new Set<string>();
   /** Directory mtimes are set last: writing children would bump them again. */
   private readonly dirTimes: { path: string; mtime: Date }[] = [];
   private xattrTools: boolean | undefined;
@@ -61,8 +63,10 @@ class LayerApplier {
     const { entry } = item;
     const comps = cleanLayerPath(entry.path);
     if (comps.length === 0) {
-      // The root itself ("./"): only its metadata can be applied.
+      // The root itself ("./"): only its metadata can be applied. It is never replaced: a
+      // "/." symlink to "/" must not send later entries to the host (umoci CVE-2021-29136).
       if (entry.type === 'Directory') await this.setMeta(this.root, entry, true);
+      else this.warnings.push(`${entry.path}: ${entry.type} entry for the root itself ignored`);
       return;
     }
     const base = comps[comps.length - 1] as string;
@@ -80,20 +84,22 @@ class LayerApplier {
         await mkdir(target, { mode: 0o700 });
       }
       await this.setMeta(target, entry, true);
-      this.written.add(target);
+      this.markWritten(target);
       return;
     }
     if (FILE_TYPES.has(entry.type)) {
       if (existing) await rm(target, { recursive: true, force: true });
       await this.writeFile(target, entry, item.body());
-      this.written.add(target);
+      this.markWritten(target);
       return;
     }
     if (entry.type === 'SymbolicLink') {
+      if (entry.linkpath === '') throw new InvalidLayerError(`${entry.path}: symlink with an empty target`);
+      if (entry.linkpath.includes('\0')) throw new UnsafeLayerPathError(entry.path, 'NUL byte in symlink target');
       if (existing) await rm(target, { recursive: true, force: true });
       await symlink(entry.linkpath, target);
       await this.setMeta(target, entry, false);
-      this.written.add(target);
+      this.markWritten(target);
       return;
     }
     if (entry.type === 'Link') return this.hardlink(entry, target, existing !== null);
@@ -106,11 +112,13 @@ class LayerApplier {
         return;
       }
       await this.setMeta(target, entry, false);
-      this.written.add(target);
+      this.markWritten(target);
       return;
     }
     if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice') {
       // Rootless builds cannot mknod; images rarely need device nodes (the runtime provides /dev).
+      // What the entry replaces is still gone (as in containers/storage in a user namespace).
+      if (existing) await rm(target, { recursive: true, force: true });
       this.warnings.push(`${entry.path}: ${entry.type} skipped (device nodes are not created)`);
       return;
     }
@@ -132,11 +140,20 @@ class LayerApplier {
     await rm(join(parent, wh.name), { recursive: true, force: true });
   }
 
-  /** Remove every child of `dir` not written by this layer, recursing into dirs it did write. */
+  private markWritten(target: string): void {
+    this.written.add(target);
+    for (let d = dirname(target); d !== this.root && d.startsWith(`${this.root}/`) && !this.holding.has(d); d = dirname(d)) this.holding.add(d);
+  }
+
+  /**
+   * Remove every child of `dir` not written by this layer, recursing into dirs it wrote
+   * or that hold something it wrote (parents created implicitly for `a/b/new`).
+   */
   private async clearOpaque(dir: string): Promise<void> {
     for (const name of await readdir(dir)) {
       const p = join(dir, name);
-      if (!this.written.has(p)) await rm(p, { recursive: true, force: true });
+      const keep = this.written.has(p) || this.holding.has(p);
+      if (!keep) await rm(p, { recursive: true, force: true });
       else if ((await lstat(p)).isDirectory()) await this.clearOpaque(p);
     }
   }
@@ -148,9 +165,12 @@ class LayerApplier {
     if (!src || !srcStat) throw new UnsafeLayerPathError(entry.path, `hardlink target ${JSON.stringify(entry.linkpath)} does not exist in the layer root`);
     if (srcStat.isDirectory()) throw new UnsafeLayerPathError(entry.path, 'hardlink to a directory');
     if (src.path === target) return;
+    if (src.path.startsWith(`${target}/`)) {
+      throw new InvalidLayerError(`${entry.path}: hardlink target ${JSON.stringify(entry.linkpath)} is below the entry it replaces`);
+    }
     if (exists) await rm(target, { recursive: true, force: true });
     await link(src.path, target); // link(2) does not follow a symlink source
-    this.written.add(target);
+    this.markWritten(target);
   }
 
   private async writeFile(target: string, entry: TarEntry, body: AsyncGenerator<Buffer>): Promise<void> {
@@ -161,7 +181,7 @@ class LayerApplier {
         let off = 0;
         while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
       }
-      if (!this.opts.ignoreOwnership) await fh.chown(entry.uid, entry.gid);
+      if (!this.opts.ignoreOwnership) await this.chown(entry, () => fh.chown(entry.uid, entry.gid));
       await fh.chmod(entry.mode); // after chown: chown clears setuid/setgid
     } finally {
       await fh.close();
@@ -172,12 +192,25 @@ class LayerApplier {
 
   /** Ownership, mode (not for symlinks), xattrs, mtime (deferred for directories). */
   private async setMeta(target: string, entry: TarEntry, isDir: boolean): Promise<void> {
-    if (!this.opts.ignoreOwnership) await lchown(target, entry.uid, entry.gid);
+    if (!this.opts.ignoreOwnership) await this.chown(entry, () => lchown(target, entry.uid, entry.gid));
     if (entry.type !== 'SymbolicLink') await chmod(target, entry.mode);
     await this.setXattrs(target, entry);
     if (!entry.mtime) return;
     if (isDir) this.dirTimes.push({ path: target, mtime: entry.mtime });
     else await lutimes(target, entry.mtime, entry.mtime);
+  }
+
+  /** chown, with ids the user namespace cannot represent reported as such (not a bare EINVAL). */
+  private async chown(entry: TarEntry, op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (err) {
+      if (errCode(err) !== 'EINVAL') throw err;
+      throw new UnsupportedLayerError(
+        `${entry.path}: owner ${entry.uid}:${entry.gid} is not mapped in this user namespace ` +
+          '(give the user a larger /etc/subuid and /etc/subgid range, or ignore ownership)',
+      );
+    }
   }
 
   private async setXattrs(target: string, entry: TarEntry): Promise<void> {
@@ -188,6 +221,11 @@ class LayerApplier {
       return;
     }
     for (const [name, value] of entry.xattrs) {
+      if (isOverlayPrivateXattr(name)) {
+        // overlayfs reads these from lower/upper dirs: a layer must not plant opaque/redirect markers.
+        this.warnings.push(`${entry.path}: xattr ${name} skipped (reserved for overlayfs)`);
+        continue;
+      }
       try {
         await setXattr(target, name, value);
       } catch (err) {

@@ -9,7 +9,7 @@
  * upper one) while a hostile `a -> /` + `a/etc/passwd` lands in `<root>/etc/passwd`.
  * The final component is never followed: callers replace it, not write through it.
  */
-import { lstat, mkdir, readlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UnsafeLayerPathError } from './errors.js';
 
@@ -60,6 +60,7 @@ export async function resolveDirInRoot(
       if (errCode(err) !== 'ENOENT') throw err;
       if (!create) return undefined;
       await mkdir(here, { mode: 0o755 });
+      await chmod(here, 0o755); // mkdir's mode is filtered by the umask
       resolved.push(part);
       continue;
     }

@@ -5,8 +5,15 @@
  * entry "ends", which does not fit extraction that awaits fs calls per entry.
  * Pulling from an async iterator gives natural backpressure: nothing is read
  * until the previous entry is fully handled, so memory stays at one chunk.
- * Header blocks are still decoded by node-tar's `Header` (ustar, base-256 numbers);
+ * Header blocks are still decoded by node-tar's `Header` (names, types, prefix);
  * PAX records are parsed here because node-tar drops `SCHILY.xattr.*`.
+ *
+ * Framing follows Go's archive/tar (what containerd, moby, BuildKit and most scanners
+ * use), so a layer cannot show one set of entries to them and another to us: size, uid
+ * and gid fields are parsed strictly (garbage or negative → invalid layer), header-only
+ * types (links, devices, dirs, FIFOs) carry no data whatever their size field says, only
+ * the last of consecutive PAX `x` headers applies, and PAX global (`g`) headers are
+ * checked but otherwise ignored.
  */
 import { Header } from 'tar';
 import { InvalidLayerError } from './errors.js';
@@ -79,6 +86,34 @@ interface PaxData {
   xattrs: Map<string, Buffer>;
 }
 
+/** Types whose data, if any, is not part of the entry (Go's isHeaderOnlyType). */
+const HEADER_ONLY = new Set(['Link', 'SymbolicLink', 'CharacterDevice', 'BlockDevice', 'Directory', 'FIFO']);
+
+/** A PAX decimal: digits only (no sign, no junk), within exact JS integers. */
+function paxInt(key: string, val: string): number {
+  const n = Number(val);
+  if (!/^[0-9]+$/.test(val) || !Number.isSafeInteger(n)) throw new InvalidLayerError(`invalid PAX ${key} ${JSON.stringify(val)}`);
+  return n;
+}
+
+/**
+ * A numeric header field the way Go reads it: octal with surrounding spaces/NULs, or
+ * GNU base-256 (high bit set). Negative or non-octal values are an invalid layer.
+ */
+function headerNumber(block: Buffer, off: number, len: number, field: string): number {
+  const raw = block.subarray(off, off + len);
+  if ((raw[0] as number) & 0x80) {
+    if (raw[0] === 0xff) throw new InvalidLayerError(`invalid ${field} field: negative base-256 value`);
+    let v = BigInt((raw[0] as number) & 0x7f);
+    for (const b of raw.subarray(1)) v = (v << 8n) | BigInt(b);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidLayerError(`invalid ${field} field: ${v} is out of range`);
+    return Number(v);
+  }
+  const s = raw.toString('latin1').replace(/^[ \0]+|[ \0]+$/g, '');
+  if (!/^[0-7]*$/.test(s)) throw new InvalidLayerError(`invalid ${field} field ${JSON.stringify(raw.toString('latin1'))}`);
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
 function parsePax(body: Buffer, into: PaxData): void {
   let off = 0;
   while (off < body.length) {
@@ -95,10 +130,13 @@ function parsePax(body: Buffer, into: PaxData): void {
       if (key.startsWith('SCHILY.xattr.')) into.xattrs.set(key.slice('SCHILY.xattr.'.length), Buffer.from(raw));
       else if (key === 'path') into.path = val;
       else if (key === 'linkpath') into.linkpath = val;
-      else if (key === 'size') into.size = Number(val);
-      else if (key === 'uid') into.uid = Number(val);
-      else if (key === 'gid') into.gid = Number(val);
-      else if (key === 'mtime') into.mtime = new Date(Number(val) * 1000);
+      else if (key === 'size') into.size = paxInt(key, val);
+      else if (key === 'uid') into.uid = paxInt(key, val);
+      else if (key === 'gid') into.gid = paxInt(key, val);
+      else if (key === 'mtime') {
+        if (!/^-?[0-9]+(\.[0-9]*)?$/.test(val)) throw new InvalidLayerError(`invalid PAX mtime ${JSON.stringify(val)}`);
+        into.mtime = new Date(Number(val) * 1000);
+      }
     }
     off += len;
   }
@@ -111,7 +149,6 @@ const cString = (b: Buffer): string => {
 
 export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarItem> {
   const reader = new ByteReader(source[Symbol.asyncIterator]());
-  const global: PaxData = { xattrs: new Map() };
   let local: PaxData = { xattrs: new Map() };
   let longPath: string | undefined;
   let longLink: string | undefined;
@@ -129,13 +166,25 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     if (block.length === 0) break; // tolerate archives without end-of-archive blocks
     if (block.length < 512) throw new InvalidLayerError('truncated tar header');
     if (block.every((b) => b === 0)) break; // end-of-archive
-    const h = new Header(block);
+    let h: Header;
+    try {
+      h = new Header(block);
+    } catch (err) {
+      throw new InvalidLayerError(`invalid tar header: ${(err as Error).message}`, { cause: err });
+    }
     if (!h.cksumValid) throw new InvalidLayerError('invalid tar header checksum');
     const type = h.type;
-    const hsize = h.size ?? 0;
-    if (type === 'ExtendedHeader' || type === 'GlobalExtendedHeader') {
-      const target = type === 'ExtendedHeader' ? local : global;
-      parsePax(await readBody(hsize), target);
+    const hsize = headerNumber(block, 124, 12, 'size');
+    if (type === 'ExtendedHeader') {
+      // Like Go: a second `x` header replaces the first, it does not merge with it.
+      local = { xattrs: new Map() };
+      parsePax(await readBody(hsize), local);
+      continue;
+    }
+    if (type === 'GlobalExtendedHeader') {
+      // Validated, then ignored (as containerd and moby do): a global `size` or `path`
+      // would otherwise re-frame or rename every following entry.
+      parsePax(await readBody(hsize), { xattrs: new Map() });
       continue;
     }
     if (type === 'NextFileHasLongPath' || type === 'OldGnuLongPath') {
@@ -146,18 +195,17 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       longLink = cString(await readBody(hsize));
       continue;
     }
-    const pick = <K extends keyof PaxData>(k: K): PaxData[K] => local[k] ?? global[k];
-    const size = pick('size') ?? hsize;
+    const size = local.size ?? hsize;
     const entry: TarEntry = {
-      path: longPath ?? pick('path') ?? h.path ?? '',
+      path: longPath ?? local.path ?? h.path ?? '',
       type,
       mode: (h.mode ?? 0) & 0o7777,
-      uid: pick('uid') ?? h.uid ?? 0,
-      gid: pick('gid') ?? h.gid ?? 0,
-      size: type === 'Directory' || type === 'Link' || type === 'SymbolicLink' ? 0 : size,
-      mtime: pick('mtime') ?? h.mtime,
-      linkpath: longLink ?? pick('linkpath') ?? h.linkpath ?? '',
-      xattrs: new Map([...global.xattrs, ...local.xattrs]),
+      uid: local.uid ?? headerNumber(block, 108, 8, 'uid'),
+      gid: local.gid ?? headerNumber(block, 116, 8, 'gid'),
+      size: HEADER_ONLY.has(type) ? 0 : size,
+      mtime: local.mtime ?? h.mtime,
+      linkpath: longLink ?? local.linkpath ?? h.linkpath ?? '',
+      xattrs: local.xattrs,
     };
     local = { xattrs: new Map() };
     longPath = undefined;
