@@ -34,6 +34,27 @@ export interface CommittedMeta {
   parent?: string;
   backend: SnapshotterBackend;
   created: string;
+  /**
+   * Native backend: the layer diff() produced for this snapshot, kept as `layer.tar.gz`
+   * next to meta.json. Such a snapshot's tree (`tree/`) may be moved into a child's
+   * active snapshot; it is then rebuilt on demand from the nearest materialised
+   * ancestor plus the recorded layers. Snapshots without it (base image layers) are
+   * materialised in `fs/` and immutable.
+   */
+  layer?: { diffID: string; digest: string; size: number };
+}
+
+/** How a native active snapshot got its tree. */
+export type ActiveTree = 'empty' | 'moved' | 'copied' | 'rebuilt';
+
+/** Overlay: a cached flattened tree (the merged view of a chain), in flat/<id of name>. */
+export interface FlatMeta {
+  version: 1;
+  kind: 'flat';
+  /** The committed snapshot whose whole chain this tree is. */
+  name: string;
+  depth: number;
+  created: string;
 }
 
 export interface ActiveMeta {
@@ -46,6 +67,18 @@ export interface ActiveMeta {
   pid: number;
   pidStart: string;
   created: string;
+  /** Native backend only. */
+  tree?: ActiveTree;
+  /** Native, tree "copied": the immutable tree (relative to the root) it was copied from. */
+  reference?: string;
+}
+
+/** Native: what the last diff() of an active snapshot produced (active/<id>/layer.json). */
+export interface DiffRecord {
+  diffID: string;
+  digest: string;
+  size: number;
+  empty: boolean;
 }
 
 export async function fsyncPath(path: string): Promise<void> {

@@ -15,7 +15,14 @@ import type { OverlayXattrNamespace } from './whiteout.js';
 const execFileP = promisify(execFile);
 
 /** Page size minus slack: the legacy mount(2) data argument is one page. */
-const MAX_MOUNT_OPTIONS = 4000;
+export const MAX_MOUNT_OPTIONS = 4000;
+
+/**
+ * Lower dirs per overlay mount above a flattened snapshot. Flatten points sit at
+ * chain depths that are multiples of this, so every chain through the same
+ * snapshot shares them. 64 × ~46 bytes ("committed/<32 hex>/fs:") ≈ 3 KB.
+ */
+export const FLATTEN_STRIDE = 64;
 
 let userNsCache: Promise<boolean> | undefined;
 
@@ -57,6 +64,11 @@ export async function overlayOptions(m: OverlayMount): Promise<string> {
   return opts.join(',');
 }
 
+/** Would this mount's option string fit the kernel's one-page limit? */
+export async function fitsMountOptions(m: OverlayMount): Promise<boolean> {
+  return (await overlayOptions(m)).length <= MAX_MOUNT_OPTIONS;
+}
+
 export async function mountOverlay(m: OverlayMount): Promise<void> {
   for (const p of [...m.lowers, m.upper ?? '', m.work ?? '']) {
     if (/[,:\\]/.test(p)) throw new MountError(`overlay path contains a reserved character: ${p}`);
@@ -64,7 +76,7 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
   const options = await overlayOptions(m);
   if (options.length > MAX_MOUNT_OPTIONS) {
     throw new MountError(
-      `snapshot chain too deep for overlayfs: ${m.lowers.length} lower layers need ${options.length} bytes of mount options (limit ~${MAX_MOUNT_OPTIONS}); flatten the image or use the native backend`,
+      `snapshot chain too deep for overlayfs: ${m.lowers.length} lower layers need ${options.length} bytes of mount options (limit ~${MAX_MOUNT_OPTIONS})`,
     );
   }
   try {
