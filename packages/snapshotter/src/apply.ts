@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { InvalidLayerError, UnsafeLayerPathError, UnsupportedLayerError } from './errors.js';
 import { openLayer } from './layer-stream.js';
@@ -14,6 +14,7 @@ import { cleanLayerPath, resolveDirInRoot, resolveEntry } from './safe-path.js';
 import { readTar, type TarEntry, type TarItem } from './tar-reader.js';
 import { classifyWhiteout, isOverlayPrivateXattr } from './whiteout.js';
 import { hasXattrTools, setXattr } from './xattr.js';
+import { emptyOwnerRecords, type OwnerRecords } from './owners.js';
 
 const execFileP = promisify(execFile);
 
@@ -27,6 +28,11 @@ export interface ApplyResult {
   diffID: string;
   /** Entries skipped or degraded (device nodes, xattrs the fs refused, …). */
   warnings: string[];
+  /**
+   * With ignoreOwnership: the owners the layer asked for and the paths it
+   * deleted, root-relative, for the snapshot's metadata (Snapshotter.recordOwners).
+   */
+  owners?: OwnerRecords;
 }
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
@@ -46,6 +52,8 @@ async function lstatOrNull(p: string) {
 
 class LayerApplier {
   readonly warnings: string[] = [];
+  /** Owners not applied on disk (ignoreOwnership), kept for the snapshot's metadata. */
+  readonly owners: OwnerRecords = emptyOwnerRecords();
   /** Absolute paths this layer created; opaque markers must spare them. */
   private readonly written = new Set<string>();
   /** Directories holding something this layer created (even when the layer has no entry for them). */
@@ -125,6 +133,11 @@ class LayerApplier {
     this.warnings.push(`${entry.path}: unsupported entry type ${entry.type} skipped`);
   }
 
+  /** Remembers the owner the entry asked for when it cannot be set on disk. */
+  private recordOwner(target: string, entry: TarEntry): void {
+    if (this.opts.ignoreOwnership) this.owners.set.set(relative(this.root, target), { uid: entry.uid, gid: entry.gid });
+  }
+
   private async whiteout(entry: TarEntry, comps: string[], wh: NonNullable<ReturnType<typeof classifyWhiteout>>): Promise<void> {
     if (wh.kind === 'meta') return;
     if (wh.kind === 'delete' && (wh.name === '' || wh.name === '.' || wh.name === '..')) {
@@ -134,10 +147,12 @@ class LayerApplier {
     if (parent === undefined) return; // whiting out below a missing dir: nothing to delete
     if (wh.kind === 'opaque') {
       await this.clearOpaque(parent);
+      if (this.opts.ignoreOwnership) this.owners.removed.push(parent === this.root ? '/' : `${relative(this.root, parent)}/`);
       return;
     }
     // rm never follows a symlink it removes, and `parent` is already resolved inside root.
     await rm(join(parent, wh.name), { recursive: true, force: true });
+    if (this.opts.ignoreOwnership) this.owners.removed.push(relative(this.root, join(parent, wh.name)));
   }
 
   private markWritten(target: string): void {
@@ -170,6 +185,7 @@ class LayerApplier {
     }
     if (exists) await rm(target, { recursive: true, force: true });
     await link(src.path, target); // link(2) does not follow a symlink source
+    this.recordOwner(target, entry);
     this.markWritten(target);
   }
 
@@ -182,6 +198,7 @@ class LayerApplier {
         while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
       }
       if (!this.opts.ignoreOwnership) await this.chown(entry, () => fh.chown(entry.uid, entry.gid));
+      else this.recordOwner(target, entry);
       await fh.chmod(entry.mode); // after chown: chown clears setuid/setgid
     } finally {
       await fh.close();
@@ -193,6 +210,7 @@ class LayerApplier {
   /** Ownership, mode (not for symlinks), xattrs, mtime (deferred for directories). */
   private async setMeta(target: string, entry: TarEntry, isDir: boolean): Promise<void> {
     if (!this.opts.ignoreOwnership) await this.chown(entry, () => lchown(target, entry.uid, entry.gid));
+    else this.recordOwner(target, entry);
     if (entry.type !== 'SymbolicLink') await chmod(target, entry.mode);
     await this.setXattrs(target, entry);
     if (!entry.mtime) return;
@@ -261,5 +279,5 @@ export async function applyLayer(root: string, layer: NodeJS.ReadableStream, opt
     throw err;
   }
   await applier.finish();
-  return { diffID: src.diffID(), warnings: applier.warnings };
+  return { diffID: src.diffID(), warnings: applier.warnings, ...(opts.ignoreOwnership ? { owners: applier.owners } : {}) };
 }

@@ -80,6 +80,14 @@
  * owns it exclusively, so concurrent processes never see a tree change under them; losers of a
  * rename race rebuild. Immutable snapshots are copied, never moved.
  *
+ * Owners without subordinate ids: in a single-id user namespace only root exists on disk, so
+ * applyLayer({ignoreOwnership}) returns the owners the layer asked for (and the paths it deleted),
+ * and recordOwners(key, …) keeps them — and COPY --chown's — in active/<id>/owners.json, moved
+ * into committed/<id>/owners.json by commit. diff() writes, for an entry root owns on disk, the
+ * owner recorded for the same path by the nearest snapshot of the chain that wrote it (unless a
+ * nearer one deleted it): see owners.ts. A path deleted and re-created by a step therefore keeps
+ * its old owner, the one approximation of this mode.
+ *
  * Atomicity: an active snapshot is assembled in tmp/ and renamed into active/; commit renames
  * active fs/ into a staging dir with its meta.json, then renames that into committed/<id>
  * (rename onto an existing non-empty dir fails → the first committer wins, ours is dropped);
@@ -90,6 +98,7 @@
  * from the recorded layers when next needed.
  */
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
+export { type Owner, type OwnerRecords } from './owners.js';
 export { Snapshotter, type OpenOptions, type Usage } from './snapshotter.js';
 export type { DiffOptions } from './diff.js';
 export type { LayerDigests } from './diff-writer.js';

@@ -23,7 +23,8 @@ import {
 import { copyTree, crashPoint, diskUsage, rebuildTree, type RecordedLayer, type Usage } from './native.js';
 import { FLATTEN_STRIDE, fitsMountOptions, mountOverlay, mountsUnder, probeOverlay, unmount } from './overlay.js';
 import { isProcessAlive, processStartTime } from './proc.js';
-import { writeLayer, type LayerDigests } from './diff-writer.js';
+import { writeLayer, type LayerDigests, type LayerEntry } from './diff-writer.js';
+import { OWNERS_FILE, OwnerView, mergeOwnerRecords, readOwnerRecords, writeOwnerRecords, type OwnerRecords } from './owners.js';
 import type { SnapshotterBackend } from './types.js';
 import { hasXattrTools } from './xattr.js';
 
@@ -38,6 +39,21 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * On disk a single-id namespace shows every file as root's; the recorded
+ * owner of the same path along the chain is what the layer must say.
+ */
+async function* withRecordedOwners(entries: AsyncIterable<LayerEntry>, view: OwnerView): AsyncGenerator<LayerEntry> {
+  for await (const e of entries) {
+    const owner = e.uid === 0 && e.gid === 0 && !isWhiteoutPath(e.path) ? view.lookup(e.path) : undefined;
+    yield owner ? { ...e, uid: owner.uid, gid: owner.gid } : e;
+  }
+}
+
+function isWhiteoutPath(path: string): boolean {
+  return (path.split('/').pop() ?? '').startsWith('.wh.');
 }
 
 async function* fromArray<T>(items: T[]): AsyncGenerator<T> {
@@ -78,6 +94,8 @@ export class Snapshotter {
   private readonly activePaths = new Map<string, string>();
   /** view path → what to undo on release. */
   private readonly views = new Map<string, ViewRecord>();
+  /** Owner records of committed snapshots (immutable, so cached); null = none recorded. */
+  private readonly ownerCache = new Map<string, OwnerRecords | null>();
 
   private constructor(
     readonly root: string,
@@ -369,6 +387,7 @@ export class Snapshotter {
       } else {
         await rename(join(dir, 'fs'), join(staging, 'fs'));
       }
+      if (await exists(join(dir, OWNERS_FILE))) await rename(join(dir, OWNERS_FILE), join(staging, OWNERS_FILE));
       await writeJsonAtomic(join(staging, META_FILE), meta);
       crashPoint('commit:before-publish');
       try {
@@ -513,22 +532,53 @@ export class Snapshotter {
     return diskUsage(join(dir, 'fs'));
   }
 
+  /**
+   * Records owners for files of active snapshot `key` that could not be set on
+   * disk (a single-id user namespace): what a layer applied into it asked for
+   * (ApplyResult.owners), or what COPY --chown meant. Kept with the snapshot
+   * when it is committed, and written into the tar headers by diff().
+   */
+  async recordOwners(key: string, records: OwnerRecords): Promise<void> {
+    await this.activeMeta(key);
+    const dir = this.activeDir(key);
+    const current = await readOwnerRecords(dir);
+    await writeOwnerRecords(dir, current ? mergeOwnerRecords(current, records) : records);
+  }
+
+  /** The recorded owners along `key`'s chain, nearest first; empty when nothing was recorded. */
+  private async ownerView(key: string, parent: string | undefined): Promise<OwnerView> {
+    const chain: OwnerRecords[] = [];
+    const own = await readOwnerRecords(this.activeDir(key));
+    if (own) chain.push(own);
+    for (const link of parent !== undefined ? await this.chain(parent) : []) {
+      let records = this.ownerCache.get(link.name);
+      if (records === undefined) {
+        records = (await readOwnerRecords(join(this.root, 'committed', link.id))) ?? null;
+        this.ownerCache.set(link.name, records);
+      }
+      if (records) chain.push(records);
+    }
+    return new OwnerView(chain);
+  }
+
   async diff(key: string, dest: string, opts: DiffOptions = {}): Promise<LayerDigests> {
     const active = await this.activeMeta(key);
+    const view = await this.ownerView(key, active.parent);
+    const write = (entries: AsyncIterable<LayerEntry>) => writeLayer(view.empty ? entries : withRecordedOwners(entries, view), dest);
     const dir = this.activeDir(key);
     const fs = join(dir, 'fs');
-    if (this.backend === 'overlay') return writeLayer(await changesAsync('overlay', fs, undefined, opts), dest);
+    if (this.backend === 'overlay') return write(await changesAsync('overlay', fs, undefined, opts));
     if (active.tree === undefined) {
       // An active snapshot prepared by an older version (full copy, no manifest): compare trees.
       const parentFs = active.parent !== undefined ? join(this.committedDir(active.parent), 'fs') : undefined;
-      return writeLayer(await changesAsync('native', fs, parentFs, opts), dest);
+      return write(await changesAsync('native', fs, parentFs, opts));
     }
     const base: Manifest = active.tree === 'empty' ? new Map() : await readManifest(join(dir, BASE_MANIFEST));
     const scan = await scanTree(fs, base, {
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(active.reference !== undefined ? { reference: join(this.root, active.reference) } : {}),
     });
-    const digests = await writeLayer(fromArray(scan.entries), dest);
+    const digests = await write(fromArray(scan.entries));
     // Record what commit needs: the tree's manifest and the layer (to rebuild this snapshot later).
     const mTmp = join(dir, `.${tempName('manifest')}`);
     await writeManifest(mTmp, scan.manifest);

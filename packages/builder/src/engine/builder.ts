@@ -356,6 +356,8 @@ class Engine {
           if (applied.diffID !== diffID) {
             throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
           }
+          // Single-id namespace: the owners the layer asked for live in snapshot metadata.
+          if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
           await this.ctx.snapshots.commit(chain, key);
         } catch (err) {
           await this.ctx.snapshots.release(key).catch(() => undefined);
@@ -484,16 +486,16 @@ class Engine {
    * changed into a layer. An empty change adds no layer (as BuildKit does for
    * a WORKDIR that already exists).
    */
-  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
+  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<void> {
     return this.ctx.steps.run(() => this.runFilesystemStep(st, createdBy, step, mutate));
   }
 
-  private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string) => Promise<void>): Promise<void> {
+  private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<void> {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
     let committed = false;
     try {
-      await mutate(rootfs);
+      await mutate(rootfs, key);
       const tmp = this.ctx.store.tempPath();
       const epoch = process.env.SOURCE_DATE_EPOCH;
       const layer = await this.ctx.snapshots.diff(key, tmp, epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {});
@@ -569,18 +571,26 @@ class Engine {
       }
     }
     try {
-      await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs) => {
+      await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
         const chown = cmd.chown !== undefined
           ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
             throw new InstructionError(`${name} --chown: ${err.message}`);
           })
           : undefined;
         const owner = chown ?? { uid: 0, gid: 0 };
+        // Single-id namespace: only root exists on disk, so owners are recorded for the layer instead.
+        const recorded = new Map<string, { uid: number; gid: number }>();
+        const setOwner = this.ctx.ignoreOwnership
+          ? async (path: string, o: { uid: number; gid: number }) => {
+            if (o.uid !== 0 || o.gid !== 0) recorded.set(posix.relative(rootfs, path), o);
+          }
+          : undefined;
         const unpackArchives = cmd.kind === 'ADD' && cmd.unpack !== false
           ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership }
           : undefined;
         try {
-          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, ...(unpackArchives ? { unpackArchives } : {}) }, (m) => step.log(`warning: ${m}`));
+          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, (m) => step.log(`warning: ${m}`));
+          if (recorded.size > 0) await this.ctx.snapshots.recordOwners(key, { set: recorded, removed: [] });
         } catch (err) {
           if (err instanceof CopyError) throw new CopySourceError(`${name} failed: ${err.message}`);
           if (err instanceof ArchiveError) throw new InstructionError(`${name} failed: ${err.message}`);

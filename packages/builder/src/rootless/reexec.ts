@@ -29,7 +29,7 @@ export function currentMappingMode(): MappingMode | undefined {
 export async function runInUserNamespace(argv: string[], log: (line: string) => void): Promise<number> {
   const mapping = await planIdMapping();
   if (mapping.mode === 'single') {
-    log('warning: no /etc/subuid and /etc/subgid range for this user: running with a single-id mapping, file owners inside images collapse to root');
+    log('warning: no /etc/subuid and /etc/subgid range for this user: running with a single-id mapping. Only root exists inside the build; owners from base layers and COPY --chown are kept in snapshot metadata and written into the layers, RUN cannot switch to another USER');
   }
   const holdScript = 'read -r _ <&3 || exit 125; exec 3<&-; exec "$@"';
   const child = spawn(
