@@ -48,6 +48,16 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${len} ${key}=`), value, Buffer.from('\n')]);
 }
 
+/**
+ * A PAX keyword cannot contain '=' (readers split the record at the first one), but an
+ * xattr name can: `user.a=b` with value `c` would read back as `user.a` = `b=c`. Such names
+ * are written the way GNU tar does (`%` → `%25`, `=` → `%3D`; GNU tar decodes them back).
+ * Names without '=' stay raw, as Go/containerd and libarchive write them.
+ */
+function xattrKeyword(name: string): string {
+  return name.includes('=') ? name.replace(/%/g, '%25').replace(/=/g, '%3D') : name;
+}
+
 const zeroPad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);
 
 function encodeHeader(e: LayerEntry): Buffer[] {
@@ -77,7 +87,7 @@ function encodeHeader(e: LayerEntry): Buffer[] {
     if (e.type === 'File') records.push(paxRecord('size', Buffer.from(String(e.size))));
   }
   for (const k of [...(e.xattrs?.keys() ?? [])].sort()) {
-    records.push(paxRecord(`SCHILY.xattr.${k}`, e.xattrs?.get(k) ?? Buffer.alloc(0)));
+    records.push(paxRecord(`SCHILY.xattr.${xattrKeyword(k)}`, e.xattrs?.get(k) ?? Buffer.alloc(0)));
   }
   if (records.length === 0) return [block];
   const body = Buffer.concat(records);
