@@ -1,6 +1,9 @@
-// Benchmark of one build step's snapshot cost: prepare an active snapshot on a
-// committed base, change one file, diff, commit. Run inside the build's user
-// namespace (scripts/bench starts it there). Prints one JSON line.
+// Benchmark of one build step's snapshot cost: prepare an active snapshot,
+// change one file, diff it into a gzip layer, commit. Run inside the build's
+// user namespace (scripts/bench starts it there). Prints one JSON line with
+//  - first: the first step on the committed base (the native backend copies
+//    the base here, once per stage);
+//  - step: each later step of the same stage (prepared on the previous step).
 //
 //   node snapshot-step.mjs <state-dir> <backend> <files> <megabytes> <runs>
 import { mkdir, writeFile, rm } from 'node:fs/promises';
@@ -30,20 +33,34 @@ if (!(await snaps.exists(baseName))) {
 }
 const setupSeconds = (performance.now() - t0) / 1000;
 
-const samples = [];
-// One warm-up round first (page cache, lazy module loading), not counted.
-for (let r = -1; r < runs; r++) {
-  const key = `step-${process.pid}-${r}`;
+let n = 0;
+/** One step on `parent`: prepare, change one file, diff, commit; returns [seconds, committed name]. */
+async function step(parent) {
+  const key = `step-${process.pid}-${++n}`;
   const start = performance.now();
-  const dir = await snaps.prepare(key, baseName);
-  await writeFile(join(dir, 'usr', 'd0', 'f0'), `changed ${r}\n`);
-  const layer = join(stateDir, `layer-${r}.tar.gz`);
+  const dir = await snaps.prepare(key, parent);
+  await writeFile(join(dir, 'usr', 'd0', 'f0'), `changed ${n}\n`);
+  const layer = join(stateDir, `layer-${n}.tar.gz`);
   const result = await snaps.diff(key, layer);
-  await snaps.release(key);
-  if (r >= 0) samples.push((performance.now() - start) / 1000);
-  await rm(layer, { force: true });
   if (result.empty) throw new Error('diff of a changed file was empty');
+  const name = `${parent}+${n}`;
+  await snaps.commit(name, key);
+  const seconds = (performance.now() - start) / 1000;
+  await rm(layer, { force: true });
+  return [seconds, name];
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const first = [];
+const later = [];
+for (let r = -1; r < runs; r++) {
+  // A fresh stage each round: one first step, then three chained steps. Round -1 warms up.
+  let [s, name] = await step(baseName);
+  if (r >= 0) first.push(s);
+  for (let i = 0; i < 3; i++) {
+    [s, name] = await step(name);
+    if (r >= 0) later.push(s);
+  }
 }
 await snaps.close();
-samples.sort((a, b) => a - b);
-console.log(JSON.stringify({ backend: snaps.backend, files, megabytes: Number(mbArg), runs, setupSeconds, median: samples[Math.floor(samples.length / 2)], min: samples[0], max: samples[samples.length - 1] }));
+console.log(JSON.stringify({ backend: snaps.backend, files, megabytes: Number(mbArg), runs, setupSeconds, first: median(first), step: median(later), stepMin: Math.min(...later), stepMax: Math.max(...later) }));

@@ -4,8 +4,10 @@
  * which overlayfs then records as its own whiteouts).
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
+// Synchronous fs calls on purpose: an entry is a handful of tiny syscalls, and a
+// thread-pool round trip for each left layer apply mostly waiting (profiled:
+// 6 of 10.7 s idle on a 120 MB, 9k-file layer).
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { InvalidLayerError, UnsafeLayerPathError, UnsupportedLayerError } from './errors.js';
@@ -43,7 +45,7 @@ function errCode(err: unknown): string | undefined {
 
 async function lstatOrNull(p: string) {
   try {
-    return await lstat(p);
+    return lstatSync(p);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return null;
     throw err;
@@ -88,15 +90,15 @@ class LayerApplier {
 
     if (entry.type === 'Directory') {
       if (!existing?.isDirectory()) {
-        if (existing) await rm(target, { recursive: true, force: true });
-        await mkdir(target, { mode: 0o700 });
+        if (existing) rmSync(target, { recursive: true, force: true });
+        mkdirSync(target, { mode: 0o700 });
       }
       await this.setMeta(target, entry, true);
       this.markWritten(target);
       return;
     }
     if (FILE_TYPES.has(entry.type)) {
-      if (existing) await rm(target, { recursive: true, force: true });
+      if (existing) rmSync(target, { recursive: true, force: true });
       await this.writeFile(target, entry, item.body());
       this.markWritten(target);
       return;
@@ -104,15 +106,15 @@ class LayerApplier {
     if (entry.type === 'SymbolicLink') {
       if (entry.linkpath === '') throw new InvalidLayerError(`${entry.path}: symlink with an empty target`);
       if (entry.linkpath.includes('\0')) throw new UnsafeLayerPathError(entry.path, 'NUL byte in symlink target');
-      if (existing) await rm(target, { recursive: true, force: true });
-      await symlink(entry.linkpath, target);
+      if (existing) rmSync(target, { recursive: true, force: true });
+      symlinkSync(entry.linkpath, target);
       await this.setMeta(target, entry, false);
       this.markWritten(target);
       return;
     }
     if (entry.type === 'Link') return this.hardlink(entry, target, existing !== null);
     if (entry.type === 'FIFO') {
-      if (existing) await rm(target, { recursive: true, force: true });
+      if (existing) rmSync(target, { recursive: true, force: true });
       try {
         await execFileP('mkfifo', ['-m', '600', '--', target]);
       } catch (err) {
@@ -126,7 +128,7 @@ class LayerApplier {
     if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice') {
       // Rootless builds cannot mknod; images rarely need device nodes (the runtime provides /dev).
       // What the entry replaces is still gone (as in containers/storage in a user namespace).
-      if (existing) await rm(target, { recursive: true, force: true });
+      if (existing) rmSync(target, { recursive: true, force: true });
       this.warnings.push(`${entry.path}: ${entry.type} skipped (device nodes are not created)`);
       return;
     }
@@ -151,7 +153,7 @@ class LayerApplier {
       return;
     }
     // rm never follows a symlink it removes, and `parent` is already resolved inside root.
-    await rm(join(parent, wh.name), { recursive: true, force: true });
+    rmSync(join(parent, wh.name), { recursive: true, force: true });
     if (this.opts.ignoreOwnership) this.owners.removed.push(relative(this.root, join(parent, wh.name)));
   }
 
@@ -165,11 +167,11 @@ class LayerApplier {
    * or that hold something it wrote (parents created implicitly for `a/b/new`).
    */
   private async clearOpaque(dir: string): Promise<void> {
-    for (const name of await readdir(dir)) {
+    for (const name of readdirSync(dir)) {
       const p = join(dir, name);
       const keep = this.written.has(p) || this.holding.has(p);
-      if (!keep) await rm(p, { recursive: true, force: true });
-      else if ((await lstat(p)).isDirectory()) await this.clearOpaque(p);
+      if (!keep) rmSync(p, { recursive: true, force: true });
+      else if (lstatSync(p).isDirectory()) await this.clearOpaque(p);
     }
   }
 
@@ -183,43 +185,43 @@ class LayerApplier {
     if (src.path.startsWith(`${target}/`)) {
       throw new InvalidLayerError(`${entry.path}: hardlink target ${JSON.stringify(entry.linkpath)} is below the entry it replaces`);
     }
-    if (exists) await rm(target, { recursive: true, force: true });
-    await link(src.path, target); // link(2) does not follow a symlink source
+    if (exists) rmSync(target, { recursive: true, force: true });
+    linkSync(src.path, target); // link(2) does not follow a symlink source
     this.recordOwner(target, entry);
     this.markWritten(target);
   }
 
   private async writeFile(target: string, entry: TarEntry, body: AsyncGenerator<Buffer>): Promise<void> {
     // O_EXCL|O_NOFOLLOW: we just removed whatever was there; never write through a link.
-    const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of body) {
         let off = 0;
-        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       }
-      if (!this.opts.ignoreOwnership) await this.chown(entry, () => fh.chown(entry.uid, entry.gid));
+      if (!this.opts.ignoreOwnership) await this.chown(entry, () => fchownSync(fd, entry.uid, entry.gid));
       else this.recordOwner(target, entry);
-      await fh.chmod(entry.mode); // after chown: chown clears setuid/setgid
+      fchmodSync(fd, entry.mode); // after chown: chown clears setuid/setgid
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
     await this.setXattrs(target, entry);
-    if (entry.mtime) await lutimes(target, entry.mtime, entry.mtime);
+    if (entry.mtime) lutimesSync(target, entry.mtime, entry.mtime);
   }
 
   /** Ownership, mode (not for symlinks), xattrs, mtime (deferred for directories). */
   private async setMeta(target: string, entry: TarEntry, isDir: boolean): Promise<void> {
-    if (!this.opts.ignoreOwnership) await this.chown(entry, () => lchown(target, entry.uid, entry.gid));
+    if (!this.opts.ignoreOwnership) await this.chown(entry, () => lchownSync(target, entry.uid, entry.gid));
     else this.recordOwner(target, entry);
-    if (entry.type !== 'SymbolicLink') await chmod(target, entry.mode);
+    if (entry.type !== 'SymbolicLink') chmodSync(target, entry.mode);
     await this.setXattrs(target, entry);
     if (!entry.mtime) return;
     if (isDir) this.dirTimes.push({ path: target, mtime: entry.mtime });
-    else await lutimes(target, entry.mtime, entry.mtime);
+    else lutimesSync(target, entry.mtime, entry.mtime);
   }
 
   /** chown, with ids the user namespace cannot represent reported as such (not a bare EINVAL). */
-  private async chown(entry: TarEntry, op: () => Promise<void>): Promise<void> {
+  private async chown(entry: TarEntry, op: () => void): Promise<void> {
     try {
       await op();
     } catch (err) {
@@ -257,7 +259,7 @@ class LayerApplier {
     this.dirTimes.sort((a, b) => b.path.length - a.path.length);
     for (const { path, mtime } of this.dirTimes) {
       const st = await lstatOrNull(path);
-      if (st?.isDirectory()) await lutimes(path, mtime, mtime);
+      if (st?.isDirectory()) lutimesSync(path, mtime, mtime);
     }
   }
 }

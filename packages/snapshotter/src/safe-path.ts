@@ -9,7 +9,9 @@
  * upper one) while a hostile `a -> /` + `a/etc/passwd` lands in `<root>/etc/passwd`.
  * The final component is never followed: callers replace it, not write through it.
  */
-import { chmod, lstat, mkdir, readlink } from 'node:fs/promises';
+// Synchronous calls on purpose: resolving a path is a handful of tiny syscalls per
+// entry, and a thread-pool round trip for each made layer apply mostly wait.
+import { chmodSync, lstatSync, mkdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnsafeLayerPathError } from './errors.js';
 
@@ -55,18 +57,18 @@ export async function resolveDirInRoot(
     const here = join(root, ...resolved, part);
     let st;
     try {
-      st = await lstat(here);
+      st = lstatSync(here);
     } catch (err) {
       if (errCode(err) !== 'ENOENT') throw err;
       if (!create) return undefined;
-      await mkdir(here, { mode: 0o755 });
-      await chmod(here, 0o755); // mkdir's mode is filtered by the umask
+      mkdirSync(here, { mode: 0o755 });
+      chmodSync(here, 0o755); // mkdir's mode is filtered by the umask
       resolved.push(part);
       continue;
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_SYMLINKS) throw new UnsafeLayerPathError(entryName, 'too many levels of symbolic links');
-      const target = await readlink(here);
+      const target = readlinkSync(here);
       if (target.startsWith('/')) resolved.length = 0;
       pending.unshift(...target.split('/'));
       continue;
