@@ -52,10 +52,11 @@ function paxRecord(key: string, value: Buffer): Buffer {
  * A PAX keyword cannot contain '=' (readers split the record at the first one), but an
  * xattr name can: `user.a=b` with value `c` would read back as `user.a` = `b=c`. Such names
  * are written the way GNU tar does (`%` → `%25`, `=` → `%3D`; GNU tar decodes them back).
- * Names without '=' stay raw, as Go/containerd and libarchive write them.
+ * So are names holding `%3D` or `%25`, which a GNU-style reader would otherwise decode into
+ * something else. All other names stay raw, as Go/containerd and libarchive write them.
  */
 function xattrKeyword(name: string): string {
-  return name.includes('=') ? name.replace(/%/g, '%25').replace(/=/g, '%3D') : name;
+  return name.includes('=') || /%(3D|25)/.test(name) ? name.replace(/%/g, '%25').replace(/=/g, '%3D') : name;
 }
 
 const zeroPad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);

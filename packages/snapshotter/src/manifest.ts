@@ -15,6 +15,8 @@
  *    the same file of an immutable reference tree it was copied from); with
  *    nothing to compare against it is emitted (a superset layer is still correct).
  * xattrs are only read for entries that are new or whose inode/ctime changed.
+ * An emitted name of a hardlinked file whose inode keeps an unchanged name becomes a Link
+ * to that name (see unchangedLinkTargets).
  * The same walk yields the next manifest, so commit needs no extra pass.
  */
 import type { BigIntStats } from 'node:fs';
@@ -205,6 +207,26 @@ export interface ScanResult {
 }
 
 /**
+ * Hardlinks whose inode keeps a name this layer does not emit: dev:ino → that name (the first
+ * in walk order, so the choice never depends on inode numbers). entryFor then emits every name
+ * of the inode that the layer does carry (moved, newly linked, …) as a Link to it; as a File it
+ * would become a separate inode when the layer is applied. The name must be unchanged *with the
+ * base's inode*: then the lower tree has this very inode there, and no entry of the layer removes
+ * or replaces it or its parents (those are directories in both trees, and a Directory entry over
+ * a directory keeps its children), so the Link target exists whatever its place in the layer.
+ * Names emitted earlier in the layer need nothing here: entryFor records the first one it emits.
+ */
+function unchangedLinkTargets(nodes: Map<string, Node>, state: Map<string, State>, base: Manifest): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [rel, { st }] of nodes) {
+    if (!st.isFile() || st.nlink < 2n || state.get(rel) !== 'same' || base.get(rel)?.ino !== String(st.ino)) continue;
+    const key = `${st.dev}:${st.ino}`;
+    if (!out.has(key)) out.set(key, rel);
+  }
+  return out;
+}
+
+/**
  * Compare the tree at `root` with `base` (the manifest of the tree it started as;
  * empty = everything is new) and return the layer entries and the tree's new manifest.
  */
@@ -326,7 +348,7 @@ export async function scanTree(root: string, base: Manifest, opts: ScanOptions =
   const ctx: WalkContext = {
     ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: Math.floor(opts.sourceDateEpoch) } : {}),
     xattrs: new Map([...xattrs].map(([rel, x]) => [join(root, rel), x])),
-    links: new Map(),
+    links: unchangedLinkTargets(nodes, state, base),
   };
   const baseChildren = new Map<string, string[]>();
   for (const rel of base.keys()) {

@@ -114,6 +114,17 @@ function headerNumber(block: Buffer, off: number, len: number, field: string): n
   return s === '' ? 0 : parseInt(s, 8);
 }
 
+/**
+ * The xattr name in a `SCHILY.xattr.<name>` keyword, decoded as GNU tar (1.34) does: a PAX
+ * keyword cannot hold '=', so GNU tar writes `%` as `%25` and `=` as `%3D` (diff-writer.ts does
+ * the same for names containing '='). Exactly those two escapes are decoded, uppercase only,
+ * in one left-to-right pass (`%253D` → `%3D`); anything else, e.g. `%3d` or a lone `%`,
+ * stays as it is, so a name without escapes is byte-identical.
+ */
+export function decodeXattrKeyword(name: string): string {
+  return name.includes('%') ? name.replace(/%(?:3D|25)/g, (m) => (m === '%3D' ? '=' : '%')) : name;
+}
+
 function parsePax(body: Buffer, into: PaxData): void {
   let off = 0;
   while (off < body.length) {
@@ -127,7 +138,7 @@ function parsePax(body: Buffer, into: PaxData): void {
       const key = rec.toString('utf8', 0, eq);
       const raw = rec.subarray(eq + 1);
       const val = raw.toString('utf8');
-      if (key.startsWith('SCHILY.xattr.')) into.xattrs.set(key.slice('SCHILY.xattr.'.length), Buffer.from(raw));
+      if (key.startsWith('SCHILY.xattr.')) into.xattrs.set(decodeXattrKeyword(key.slice('SCHILY.xattr.'.length)), Buffer.from(raw));
       else if (key === 'path') into.path = val;
       else if (key === 'linkpath') into.linkpath = val;
       else if (key === 'size') into.size = paxInt(key, val);
