@@ -21,6 +21,7 @@ import {
   RegistryUnavailableError,
 } from './errors.js';
 import { formatPlatform, hostPlatform, normalizePlatform, platformScore } from './platform.js';
+import { pushImage, type PushImage, type PushOptions, type PushResult } from './push.js';
 import { parseReference, type Reference } from './reference.js';
 import { HttpResponse, Transport, apiHost, splitHostPort, type RetryOptions } from './transport.js';
 import {
@@ -418,6 +419,20 @@ export class RegistryClient {
     await mapPool(missing, this.concurrency, (l) => this.fetchBlob(ref, l));
     this.logFn(`${ref.toString()}: pulled ${resolved.manifestDigest}`);
     return resolved;
+  }
+
+  /**
+   * Pushes an image whose blobs are all in the content store: each blob is
+   * HEAD-checked and skipped when present, mounted from a `mountFrom`
+   * repository when one has it, otherwise uploaded (monolithic up to
+   * `chunkThreshold`, default 16 MiB; chunked PATCHes above), streamed from
+   * the store. Then the manifest (and index) PUT, once per tag. Mirrors are
+   * never used. Returns the top-level digest the registry reported, checked
+   * against ours. See push.ts for the protocol and retry rules.
+   */
+  async push(input: Reference | string, image: PushImage, opts: PushOptions = {}): Promise<PushResult> {
+    const ref = typeof input === 'string' ? parseReference(input) : input;
+    return pushImage({ store: this.store, transport: this.transport, auth: this.auth, log: this.logFn, concurrency: this.concurrency }, ref, image, opts);
   }
 
   /** Ensures one blob is in the store (mirrors first, then the origin). */

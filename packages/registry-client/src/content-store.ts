@@ -180,8 +180,9 @@ export class ContentStore {
     }
   }
 
-  openRead(digest: string): NodeJS.ReadableStream {
-    return createReadStream(this.blobPath(digest));
+  /** Streams a blob, or the inclusive byte range [start, end] of it. */
+  openRead(digest: string, range?: { start: number; end: number }): NodeJS.ReadableStream {
+    return createReadStream(this.blobPath(digest), range !== undefined ? { start: range.start, end: range.end } : undefined);
   }
 
   async size(digest: string): Promise<number> {

@@ -81,3 +81,16 @@ export class RegistryRequestError extends RegistryError {
     this.status = status;
   }
 }
+
+/**
+ * A push the registry refused or answered outside the protocol (unexpected
+ * status, missing Location, wrong digest echoed back). `status` is the HTTP
+ * status when there was one.
+ */
+export class RegistryPushError extends RegistryError {
+  readonly status: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super('E_REGISTRY_PUSH', message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.status = options?.status;
+  }
+}

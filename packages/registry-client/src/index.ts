@@ -15,3 +15,4 @@ export {
   type Credentials,
 } from './auth/docker-config.js';
 export { isLoopbackHost, type RetryOptions } from './transport.js';
+export { DEFAULT_CHUNK_THRESHOLD, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';

@@ -163,12 +163,25 @@ export class HttpResponse {
   }
 }
 
+/**
+ * A request body. Streamed bodies are given as a factory so that a redirect
+ * (or a caller's retry) can send them again from the start; each call must
+ * return a fresh stream.
+ */
+export type RequestBody = string | Uint8Array | (() => AsyncIterable<Uint8Array | string>);
+
 export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: RequestBody;
   /** Human description for errors and logs, e.g. "manifest docker.io/library/golang:1.21". */
   what: string;
+  /**
+   * Overrides the transport's attempt count for this request. Non-idempotent
+   * requests (blob data PATCH/PUT) pass 1: their caller restarts the whole
+   * upload instead.
+   */
+  attempts?: number;
 }
 
 function errorText(err: unknown): string {
@@ -236,7 +249,8 @@ export class Transport {
   async request(url: string, opts: RequestOptions): Promise<HttpResponse> {
     let lastProblem = '';
     let lastError: unknown;
-    for (let attempt = 0; attempt < this.attempts; attempt++) {
+    const attempts = Math.max(1, Math.floor(opts.attempts ?? this.attempts));
+    for (let attempt = 0; attempt < attempts; attempt++) {
       let delay = 0;
       try {
         const res = await this.once(url, opts);
@@ -250,12 +264,12 @@ export class Transport {
         lastProblem = err instanceof RegistryUnavailableError ? err.message : errorText(err);
         delay = this.backoff(attempt);
       }
-      if (attempt + 1 < this.attempts) {
-        this.log(`retrying ${opts.what} in ${delay} ms (attempt ${attempt + 2}/${this.attempts}): ${lastProblem}`);
+      if (attempt + 1 < attempts) {
+        this.log(`retrying ${opts.what} in ${delay} ms (attempt ${attempt + 2}/${attempts}): ${lastProblem}`);
         await sleep(delay);
       }
     }
-    throw new RegistryUnavailableError(`${opts.what}: ${lastProblem} (gave up after ${this.attempts} attempts)`, { cause: lastError });
+    throw new RegistryUnavailableError(`${opts.what}: ${lastProblem}${attempts > 1 ? ` (gave up after ${attempts} attempts)` : ''}`, { cause: lastError });
   }
 
   /** One attempt: fetch plus manual redirect handling. */
@@ -270,17 +284,34 @@ export class Transport {
     let leftOrigin = false;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const controller = new AbortController();
-      // Time to response headers is bounded by the same idle timeout.
-      const timer = setTimeout(() => controller.abort(new Error(`no response within ${this.idleTimeoutMs} ms`)), this.idleTimeoutMs);
+      // Time to response headers is bounded by the same idle timeout; while a
+      // streamed body is being sent, each chunk taken re-arms it, so a long
+      // upload is fine but a stalled one is not.
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const arm = (): void => {
+        if (settled) return; // headers are in: the response's own idle guard takes over
+        clearTimeout(timer);
+        timer = setTimeout(() => controller.abort(new Error(`no progress for ${this.idleTimeoutMs} ms`)), this.idleTimeoutMs);
+      };
+      arm();
       let res: Response;
       try {
         if (new URL(url).origin !== origin) leftOrigin = true;
         const sendHeaders = leftOrigin ? withoutAuthorization(headers) : headers;
-        res = await fetch(url, { method, headers: sendHeaders, body, redirect: 'manual', signal: controller.signal });
+        const init: RequestInit & { duplex?: 'half' } = { method, headers: sendHeaders, redirect: 'manual', signal: controller.signal };
+        if (typeof body === 'function') {
+          init.body = streamBody(body(), arm);
+          init.duplex = 'half';
+        } else if (body !== undefined) {
+          init.body = body;
+        }
+        res = await fetch(url, init);
       } catch (err) {
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : err;
         throw new RegistryUnavailableError(`cannot reach ${describeUrl(url)}: ${errorText(reason)}`, { cause: err });
       } finally {
+        settled = true;
         clearTimeout(timer);
       }
       const location = res.headers.get('location');
@@ -296,10 +327,31 @@ export class Transport {
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
         method = 'GET';
         body = undefined;
+        for (const k of Object.keys(headers)) if (/^content-(length|type|range)$/i.test(k)) delete headers[k];
       }
     }
     throw new RegistryUnavailableError(`more than ${MAX_REDIRECTS} redirects from ${describeUrl(startUrl)}`);
   }
+}
+
+/** Adapts an async iterable to the ReadableStream fetch sends, calling `progress` for each chunk taken. */
+function streamBody(source: AsyncIterable<Uint8Array | string>, progress: () => void): ReadableStream<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await it.next();
+      if (r.done === true) {
+        controller.close();
+        return;
+      }
+      progress();
+      const v = r.value;
+      controller.enqueue(typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
 }
 
 function withoutAuthorization(h: Record<string, string>): Record<string, string> {

@@ -47,3 +47,55 @@ test('backoff grows exponentially, is jittered, and is capped', () => {
     expect(t.backoff(20)).toBeLessThanOrEqual(1000);
   }
 });
+
+describe('streamed request bodies', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  test('a slow but steady upload outlives the idle timeout; a stalled one does not; redirects resend from the start', async () => {
+    const { listen, closeServer } = await import('./helpers/proxy.js');
+    const received: number[] = [];
+    const { server, port } = await listen((req, res) => {
+      let n = 0;
+      req.on('data', (d: Buffer) => (n += d.byteLength));
+      req.on('end', () => {
+        if (req.url === '/redirect') {
+          res.writeHead(307, { location: '/final' });
+          res.end();
+          return;
+        }
+        received.push(n);
+        res.writeHead(201, { 'content-type': 'text/plain' });
+        res.end(String(n));
+      });
+      req.on('error', () => undefined);
+    });
+    try {
+      const t = new Transport({ idleTimeoutMs: 250, retry: { attempts: 1 } });
+      let opened = 0;
+      const steady = async function* (): AsyncGenerator<Uint8Array> {
+        opened++;
+        for (let i = 0; i < 6; i++) {
+          await sleep(80); // 480 ms in all, but never 250 ms without progress
+          yield Buffer.alloc(1000, i);
+        }
+      };
+      const res = await t.request(`http://127.0.0.1:${port}/redirect`, { method: 'PUT', headers: { 'content-length': '6000' }, body: steady, what: 'upload' });
+      expect(res.status).toBe(201);
+      expect(await res.text()).toBe('6000');
+      expect(opened).toBe(2); // once for the 307, once more for its target
+      expect(received).toEqual([6000]);
+
+      const stalled = async function* (): AsyncGenerator<Uint8Array> {
+        yield Buffer.alloc(10);
+        await sleep(600);
+        yield Buffer.alloc(10);
+      };
+      await expect(t.request(`http://127.0.0.1:${port}/x`, { method: 'PATCH', body: stalled, what: 'stalled upload' })).rejects.toMatchObject({
+        code: 'E_REGISTRY_UNAVAILABLE',
+        message: expect.stringMatching(/no progress for 250 ms/),
+      });
+    } finally {
+      await closeServer(server);
+    }
+  }, 10_000);
+});

@@ -24,6 +24,12 @@ export interface AuthContext {
   repository: string;
   /** For messages: the reference being worked on. */
   what: string;
+  /**
+   * Token scopes to ask for. Default `repository:<repository>:pull`; a push
+   * asks for `repository:<repository>:pull,push` (plus `repository:<from>:pull`
+   * for each repository it may mount from).
+   */
+  scopes?: string[];
 }
 
 export class Authorizer {
@@ -69,7 +75,7 @@ export class Authorizer {
   }
 
   private scopes(ctx: AuthContext): string[] {
-    const scopes = new Set([`repository:${ctx.repository}:pull`]);
+    const scopes = new Set(ctx.scopes ?? [`repository:${ctx.repository}:pull`]);
     for (const s of this.extraScopes.get(`${ctx.host}\n${ctx.repository}`) ?? []) scopes.add(s);
     return [...scopes];
   }

@@ -63,6 +63,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningServer> {
       for (const [k, v] of Object.entries(req.headers)) {
         if (typeof v === 'string' && k !== 'host' && k !== 'authorization' && k !== 'connection') headers[k] = v;
       }
+      // The registry builds upload Locations from the request's host; point them back at this proxy.
+      if (req.headers.host !== undefined) headers['x-forwarded-host'] = req.headers.host;
       const upstream = await fetch(`${opts.target}${req.url ?? '/'}`, {
         method: req.method ?? 'GET',
         headers,
