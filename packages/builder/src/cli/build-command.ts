@@ -1,13 +1,21 @@
-import { resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { lstat, mkdtemp, rm, stat } from 'node:fs/promises';
 import { buildImage } from '../engine/builder.js';
 import { Progress } from '../engine/progress.js';
 import { defaultStateRoot } from '../engine/state-root.js';
 import { InvalidOptionError } from '../errors.js';
+import { BuildError } from '../errors.js';
+import { abortAll, commitAll, prepareSmallFile, removeTemporaries, type PendingOutput } from '../export/atomic.js';
+import { prepareDockerArchive } from '../export/docker-archive.js';
 import { taggedDescriptors, writeImage } from '../export/image.js';
-import { writeOciArchive } from '../export/oci-archive.js';
+import { localDestState, prepareLocal } from '../export/local.js';
+import { iidFileContent, metadataFileContent } from '../export/metadata-file.js';
+import { prepareOciArchive } from '../export/oci-archive.js';
+import { applyImageLayers, type RootfsTree } from '../export/rootfs.js';
+import { prepareRootfsTar } from '../export/tar-rootfs.js';
+import { onInterrupt } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
-import { parseBuildArgs, parseMirrors, parseOutput } from './options.js';
+import { parseBuildArgs, parseMirrors, parseOutput, type OutputSpec } from './options.js';
 import { parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
@@ -23,6 +31,44 @@ export interface BuildCommandArgs {
   network: 'host' | 'none';
   snapshotter: 'auto' | 'overlay' | 'native';
   root?: string;
+  /** `--iidfile`: the image ID (config digest) is written there. */
+  iidfile?: string;
+  /** `--metadata-file`: buildx-style JSON about the image. */
+  metadataFile?: string;
+}
+
+const outputText = (o: OutputSpec) => `-o type=${o.type},dest=${o.dest}`;
+
+/**
+ * Destinations are checked before the build so that a mistake costs nothing:
+ * each parent directory exists, no two outputs share a path, a file output
+ * does not name a directory, and a `type=local` directory is new or empty.
+ */
+export async function checkDestinations(outputs: OutputSpec[], iidfile?: string, metadataFile?: string): Promise<void> {
+  const all: { text: string; dest: string; dir: boolean }[] = [
+    ...outputs.map((o) => ({ text: outputText(o), dest: o.dest, dir: o.type === 'local' })),
+    ...(iidfile !== undefined ? [{ text: `--iidfile ${iidfile}`, dest: iidfile, dir: false }] : []),
+    ...(metadataFile !== undefined ? [{ text: `--metadata-file ${metadataFile}`, dest: metadataFile, dir: false }] : []),
+  ];
+  const seen = new Map<string, string>();
+  for (const { text, dest, dir } of all) {
+    if (dest === '') throw new InvalidOptionError(`${text}: empty path`);
+    const abs = resolve(dest);
+    const other = seen.get(abs);
+    if (other !== undefined) throw new InvalidOptionError(`${text}: ${dest} is also the destination of ${other}`);
+    seen.set(abs, text);
+    const parent = await stat(dirname(abs)).catch(() => undefined);
+    if (!parent?.isDirectory()) throw new InvalidOptionError(`${text}: directory ${dirname(abs)} does not exist`);
+    if (dir) {
+      try {
+        await localDestState(abs);
+      } catch (err) {
+        throw new InvalidOptionError(`${text}: ${(err as Error).message}`);
+      }
+    } else if ((await lstat(abs).catch(() => undefined))?.isDirectory()) {
+      throw new InvalidOptionError(`${text}: ${dest} is a directory; give a file name`);
+    }
+  }
 }
 
 /**
@@ -41,6 +87,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
       throw new InvalidOptionError(`-t ${tag}: ${(err as Error).message}`);
     }
   }
+  await checkDestinations(outputs, args.iidfile, args.metadataFile);
   const context = resolve(args.context);
   const contextStat = await stat(context).catch(() => undefined);
   if (!contextStat?.isDirectory()) throw new InvalidOptionError(`build context ${args.context} is not a directory`);
@@ -69,21 +116,77 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     ignoreOwnership: mode === 'single',
     progress,
   });
+  const unregister = onInterrupt(removeTemporaries);
+  const pending: PendingOutput[] = [];
+  let scratchTree: string | undefined;
   try {
     const step = progress.start(`exporting stage ${result.stageName}`);
     const written = await writeImage(result.store, result.image);
     const { architecture, os, variant } = result.image.config;
+    const platform = { os, architecture, ...(variant ? { variant } : {}) };
+    const ignoreOwnership = mode === 'single';
+    const layers = result.image.layers;
+    const warnings = new Set<string>();
+    // Every output is prepared under a temporary name first and committed only when all are ready.
+    const prepared = new Map<OutputSpec, PendingOutput>();
+    let tree: RootfsTree | undefined;
     for (const out of outputs) {
-      const entries = taggedDescriptors(written.manifest, args.tags, { os, architecture, ...(variant ? { variant } : {}) });
-      await writeOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], resolve(out.dest), result.state.buildTmp);
-      step.log(`wrote ${out.dest} (oci image layout tar)`);
+      if (out.type !== 'local') continue;
+      const local = await withOutput(out, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership));
+      prepared.set(out, local);
+      pending.push(local);
+      tree ??= local.tree;
+      for (const w of local.tree.warnings) warnings.add(w);
     }
+    for (const out of outputs) {
+      if (out.type === 'local') continue;
+      const dest = resolve(out.dest);
+      let p: PendingOutput;
+      if (out.type === 'oci') {
+        const entries = taggedDescriptors(written.manifest, out.names ?? args.tags, platform);
+        p = await withOutput(out, () => prepareOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], dest, result.state.buildTmp));
+      } else if (out.type === 'docker') {
+        p = await withOutput(out, () => prepareDockerArchive(result.store, { config: written.config, layers }, out.names ?? args.tags, dest, result.state.buildTmp));
+      } else {
+        if (!tree) {
+          scratchTree = await mkdtemp(resolve(result.state.buildTmp, 'rootfs-'));
+          tree = await applyImageLayers(result.store, layers, scratchTree, ignoreOwnership);
+          for (const w of tree.warnings) warnings.add(w);
+        }
+        const from = tree;
+        p = await withOutput(out, () => prepareRootfsTar(from, dest));
+      }
+      prepared.set(out, p);
+      pending.push(p);
+    }
+    for (const w of warnings) step.log(`warning: ${w}`);
+    if (args.iidfile !== undefined) pending.push(await prepareSmallFile(resolve(args.iidfile), 'image ID', iidFileContent(written)));
+    if (args.metadataFile !== undefined) pending.push(await prepareSmallFile(resolve(args.metadataFile), 'build metadata', metadataFileContent(written, args.tags)));
+    await commitAll(pending);
+    for (const out of outputs) step.log(`wrote ${out.dest} (${prepared.get(out)!.kind})`);
+    if (args.iidfile !== undefined) step.log(`wrote ${args.iidfile} (image ID)`);
+    if (args.metadataFile !== undefined) step.log(`wrote ${args.metadataFile} (build metadata)`);
     step.log(`manifest ${written.manifest.digest}`);
     step.log(`config ${written.config.digest}`);
     step.done();
     progress.note(`built ${written.manifest.digest} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  } catch (err) {
+    await abortAll(pending);
+    throw err;
   } finally {
+    unregister();
+    if (scratchTree !== undefined) await rm(scratchTree, { recursive: true, force: true }).catch(() => undefined);
     await result.close();
   }
   return 0;
+}
+
+/** Runs one output's preparation; errors without a code name the output they belong to. */
+async function withOutput<T>(out: OutputSpec, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const code = err instanceof BuildError ? err.code : 'E_EXPORT';
+    throw Object.assign(new BuildError(code, `${outputText(out)}: ${(err as Error).message}`), { cause: err });
+  }
 }

@@ -19,7 +19,21 @@ async function main(argv: string[]): Promise<number> {
         .option('tag', { alias: 't', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Name and tag for the image (repeatable)' })
         .option('target', { type: 'string', describe: 'Build the named stage and stop there' })
         .option('build-arg', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Build-time variable K=V (repeatable)' })
-        .option('output', { alias: 'o', type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Output: type=oci,dest=FILE | dest=FILE | FILE' })
+        .option('output', {
+          alias: 'o',
+          type: 'string',
+          array: true,
+          nargs: 1,
+          default: [] as string[],
+          describe:
+            'Output (repeatable): type=oci,dest=FILE (OCI layout tar; also dest=FILE or FILE) | ' +
+            'type=docker,dest=FILE (for docker load / podman load) | type=local,dest=DIR (the root filesystem; DIR must be new or empty) | ' +
+            'type=tar,dest=FILE (the root filesystem as one tar). oci and docker take name=NAME (repeatable) instead of the -t tags. ' +
+            'Owners in DIR: the image\'s, mapped through your /etc/subuid range (image root = you); files that cannot be chowned ' +
+            '(no range) stay owned by you. type=tar keeps the image\'s owners',
+        })
+        .option('iidfile', { type: 'string', describe: 'Write the image ID (sha256:… of the config) to FILE' })
+        .option('metadata-file', { type: 'string', describe: 'Write build metadata as JSON to FILE (containerimage.digest, …, as buildx)' })
         .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant] (default: this host)' })
         .option('registry-mirror', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable)' })
         .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP (repeatable)' })
@@ -30,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
         .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
         .example('$0 build -t hello -o type=oci,dest=hello.tar .', 'Build ./Dockerfile into an OCI image tarball')
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
+        .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
       async (args) => {
         try {
@@ -46,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
             network: args.network,
             snapshotter: args.snapshotter,
             root: args.root,
+            iidfile: args.iidfile,
+            metadataFile: args['metadata-file'],
           });
         } catch (err) {
           process.stderr.write(`${formatError(err, args.debug)}\n`);

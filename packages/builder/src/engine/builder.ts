@@ -11,6 +11,8 @@ import { runStep } from '../runtime/runc.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
+import { parseChmod, ChmodError } from './chmod.js';
+import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dockerignore.js';
 import { ArchiveError } from './archive.js';
 import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
@@ -102,6 +104,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const df = withFile(() => parseInstructions(text, { file }), file);
+  // `<Dockerfile>.dockerignore` beside the Dockerfile, else `.dockerignore` at the context root.
+  const ignore = await loadDockerignore(contextDir, dockerfilePath).catch((err: Error) => {
+    throw err instanceof IgnorePatternError ? new InvalidOptionError(`.dockerignore: ${err.message}`) : err;
+  });
 
   const build = hostPlatform();
   let target = build;
@@ -139,7 +145,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 
   const engine = new Engine({
-    df, plan, file, contextDir, args, target, state, store, snapshots, registryFor, progress,
+    df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress,
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
   });
@@ -179,6 +185,8 @@ interface EngineContext {
   plan: BuildPlan;
   file: string;
   contextDir: string;
+  /** What .dockerignore leaves out of the context (COPY/ADD from the context only). */
+  ignore: IgnoreMatcher;
   args: BuildArgScope;
   target: Platform;
   state: StateRoot;
@@ -533,7 +541,6 @@ class Engine {
   private async copy(cmd: Extract<Command, { kind: 'COPY' | 'ADD' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
     const name = cmd.kind;
     if (cmd.link) step.log('note: --link is accepted; the layer is built the same way');
-    if (cmd.parents || cmd.exclude.length > 0) throw new NotSupportedError(`${name} --parents and --exclude are not supported yet`);
     if (cmd.kind === 'ADD') {
       const remote = cmd.sources.find((src) => /^[a-z][a-z0-9+.-]*:\/\//i.test(src) || /^git@/.test(src));
       if (remote !== undefined) throw new NotSupportedError(`ADD from a URL or git repository (${remote}) is not supported yet`);
@@ -549,7 +556,14 @@ class Engine {
     const dirLike = destRaw === '.' || destRaw.endsWith('/') || destRaw.endsWith('/.');
     const joined = posix.isAbsolute(destRaw) ? destRaw : posix.join(cfg.WorkingDir || '/', destRaw);
     const dest = dirLike && !joined.endsWith('/') ? `${joined}/` : joined;
-    const chmod = cmd.chmod !== undefined ? parseChmod(this.expand(cmd.chmod, st)) : undefined;
+    let chmod;
+    try {
+      chmod = cmd.chmod !== undefined ? parseChmod(this.expand(cmd.chmod, st)) : undefined;
+    } catch (err) {
+      throw err instanceof ChmodError ? new InstructionError(`${name} --chmod: ${err.message}`) : err;
+    }
+    const exclude = cmd.exclude.map((e) => this.expand(e, st));
+    const parents = cmd.parents === true;
     const epoch = process.env.SOURCE_DATE_EPOCH;
     const inlineMtime = epoch && /^\d+$/.test(epoch) ? Number(epoch) : Math.floor(Date.now() / 1000);
 
@@ -589,7 +603,7 @@ class Engine {
           ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership }
           : undefined;
         try {
-          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, (m) => step.log(`warning: ${m}`));
+          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, exclude, parents, ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, (m) => step.log(`warning: ${m}`));
           if (recorded.size > 0) await this.ctx.snapshots.recordOwners(key, { set: recorded, removed: [] });
         } catch (err) {
           if (err instanceof CopyError) throw new CopySourceError(`${name} failed: ${err.message}`);
@@ -662,9 +676,4 @@ class Engine {
 function isHeredocSource(source: string, names: Set<string>): boolean {
   const m = /^<<-?(["']?)(.+)\1$/.exec(source);
   return (m !== null && names.has(m[2]!)) || names.has(source);
-}
-
-function parseChmod(value: string): number {
-  if (!/^[0-7]{3,4}$/.test(value)) throw new NotSupportedError(`--chmod=${value}: only octal modes are supported yet`);
-  return parseInt(value, 8);
 }

@@ -1,6 +1,8 @@
 import { copyFile, constants, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { detectArchive, extractArchive } from './archive.js';
+import { applyChmod, type ChmodSpec } from './chmod.js';
+import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignore.js';
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
 
@@ -17,7 +19,26 @@ export interface CopySpec {
   /** Absolute destination inside the target rootfs, as written (trailing slash significant). */
   dest: string;
   owner: CopyOwner;
-  chmod?: number;
+  /** --chmod: an octal mode, or parseChmod()'s result (octal or symbolic), applied to every copied file and directory. */
+  chmod?: number | ChmodSpec;
+  /**
+   * Context sources only: what `.dockerignore` leaves out of the context
+   * (loadDockerignore). Excluded paths do not exist for COPY/ADD: naming one
+   * is "not found", wildcards and directory copies skip them. Ignored for `--from`.
+   */
+  ignore?: IgnoreMatcher;
+  /**
+   * --exclude patterns (.dockerignore syntax): matched against paths relative
+   * to each directory source (its entries), to the wildcard's directory for
+   * wildcard matches, or to the pivot with --parents.
+   */
+  exclude?: string[];
+  /**
+   * --parents: keep each source's path under the destination; a `/./` in a
+   * source is the pivot (only what follows it is kept). The part after the
+   * pivot may use `**`.
+   */
+  parents?: boolean;
   /** Modification time for inline files (seconds). */
   inlineMtime: number;
   /**
@@ -48,13 +69,19 @@ export class CopyError extends Error {}
  * the image cannot redirect the copy to the host.
  */
 export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+  const ignore = spec.sourceKind === 'context' && spec.ignore && !spec.ignore.empty ? spec.ignore : undefined;
+  const exclude = spec.exclude && spec.exclude.length > 0 ? matcherOf(spec.exclude, '--exclude') : undefined;
+  if (spec.parents) return copyParents(targetRoot, spec, ignore, exclude, warn);
   const matched: { rel: string; pattern: string }[] = [];
   for (const src of spec.sources) {
     const cleaned = posix.normalize(`/${src}`);
     if (hasGlob(cleaned)) {
       const found = await expandGlob(spec.sourceRoot, cleaned);
-      if (found.length === 0) throw new CopyError(`no source files were specified matching ${src}`);
-      matched.push(...found.map((rel) => ({ rel, pattern: src })));
+      const visible = ignore ? await filterAsync(found, (rel) => contextHas(ignore, spec.sourceRoot, rel)) : found;
+      if (visible.length === 0) throw new CopyError(`no source files were specified matching ${src}`);
+      // --exclude also drops wildcard matches, relative to the wildcard's directory (Dockerfile reference).
+      const base = globBase(cleaned);
+      matched.push(...visible.filter((rel) => !exclude?.excludes(posix.relative(base, rel))).map((rel) => ({ rel, pattern: src })));
     } else {
       matched.push({ rel: cleaned.slice(1), pattern: src });
     }
@@ -84,18 +111,152 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     const source = spec.sourceKind === 'rootfs'
       ? await resolveInRoot(spec.sourceRoot, rel)
       : await resolveInContext(spec.sourceRoot, rel);
+    const notFound = () => new CopyError(`"${pattern}": not found${spec.sourceKind === 'context' ? ' in the build context' : ''}`);
     const st = await lstat(source).catch(() => undefined);
-    if (!st) throw new CopyError(`"${pattern}": not found${spec.sourceKind === 'context' ? ' in the build context' : ''}`);
+    if (!st) throw notFound();
+    // What .dockerignore leaves out is not in the context: neither the path as written nor where its links lead.
+    const realRel = posix.relative(spec.sourceRoot, source);
+    if (ignore && (!(await contextHas(ignore, spec.sourceRoot, rel)) || !(await contextHas(ignore, spec.sourceRoot, realRel)))) throw notFound();
     if (st.isDirectory()) {
       // A directory source copies its contents, never the directory itself.
-      await copyTree(source, targetRoot, spec.dest, spec, warn, true);
+      const filters: Filter[] = [];
+      if (ignore) filters.push(filterAt(ignore, 'exclude', realRel));
+      if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
+      await copyTree(source, targetRoot, spec.dest, spec, warn, { top: true, filters });
     } else if (st.isFile() && spec.unpackArchives && (await unpackIfArchive(targetRoot, source, spec, warn))) {
       // An archive source of ADD: its entries were unpacked into the destination directory.
     } else {
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
-      await copyEntry(source, targetRoot, target, spec, warn);
+      await copyEntry(source, targetRoot, target, spec, warn, []);
     }
   }
+}
+
+/**
+ * COPY --parents, as BuildKit's Dockerfile frontend lowers it: each source
+ * splits at its first `/./` into a pivot directory (the context root without
+ * one) and a pattern; the pivot's contents are copied into the destination
+ * directory keeping their paths, limited to what the pattern (patternmatcher
+ * syntax, `**` included) matches. Parent directories are created with their
+ * source metadata. A source without wildcards must exist; a wildcard may match nothing.
+ */
+async function copyParents(targetRoot: string, spec: CopySpec, ignore: IgnoreMatcher | undefined, exclude: IgnoreMatcher | undefined, warn: (msg: string) => void): Promise<void> {
+  await mkdirOwned(targetRoot, spec.dest, spec.owner, spec.setOwner);
+  for (const file of spec.inline) {
+    const path = await resolveInRoot(targetRoot, posix.join(spec.dest, file.name));
+    await rm(path, { recursive: true, force: true });
+    await writeFile(path, file.content, { mode: 0o644 });
+    await applyMeta(path, spec, 0o644, spec.inlineMtime, spec.inlineMtime, false);
+  }
+  for (const src of spec.sources) {
+    const pivotAt = src.indexOf('/./');
+    const parent = posix.normalize(`/${pivotAt >= 0 ? src.slice(0, pivotAt) : '/'}`);
+    const pattern = posix.normalize(`/${pivotAt >= 0 ? src.slice(pivotAt + 3) : src}`).slice(1).replace(/\/$/, '');
+    const notFound = () => new CopyError(`"${src}": not found${spec.sourceKind === 'context' ? ' in the build context' : ''}`);
+    const pivots = hasGlob(parent) ? await expandGlob(spec.sourceRoot, parent) : [parent.slice(1)];
+    const include = pattern === '' ? undefined : matcherOf([pattern], '--parents');
+    if (!hasGlob(parent) && !hasGlob(pattern)) {
+      // The named path must exist (BuildKit's RequiredPaths).
+      const rel = posix.join(parent, pattern).slice(1);
+      const resolved = await (spec.sourceKind === 'rootfs' ? resolveInRoot(spec.sourceRoot, rel) : resolveInContext(spec.sourceRoot, rel));
+      const exists = await lstat(resolved).then(() => true, () => false);
+      if (!exists || (ignore && !(await contextHas(ignore, spec.sourceRoot, rel)))) throw notFound();
+    }
+    for (const pivotRel of pivots) {
+      if (ignore && !(await contextHas(ignore, spec.sourceRoot, pivotRel))) continue;
+      const pivot = await resolveInRoot(spec.sourceRoot, pivotRel);
+      const st = await lstat(pivot).catch(() => undefined);
+      if (!st) continue;
+      if (!st.isDirectory()) {
+        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, []);
+        continue;
+      }
+      const filters: Filter[] = [];
+      if (ignore) filters.push(filterAt(ignore, 'exclude', posix.relative(spec.sourceRoot, pivot)));
+      if (include) filters.push({ matcher: include, mode: 'include', rel: '' });
+      if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
+      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters });
+    }
+  }
+}
+
+function matcherOf(patterns: string[], flag: string): IgnoreMatcher {
+  try {
+    return new IgnoreMatcher(patterns);
+  } catch (err) {
+    if (err instanceof IgnorePatternError) throw new CopyError(`${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The directory part of a wildcard source before its first wildcard segment ('' for the root). */
+function globBase(cleaned: string): string {
+  const segments = cleaned.split('/').filter(Boolean);
+  const first = segments.findIndex((s) => hasGlob(s));
+  return segments.slice(0, first < 0 ? segments.length : first).join('/');
+}
+
+async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const out: T[] = [];
+  for (const item of items) if (await keep(item)) out.push(item);
+  return out;
+}
+
+/**
+ * Whether `rel` is in the context once `.dockerignore` is applied, as
+ * BuildKit's context transfer (tonistiigi/fsutil's filtered walk) sends it:
+ * a path that is not excluded, under no skipped directory; or an excluded
+ * directory that an exception re-includes something in.
+ */
+async function contextHas(ignore: IgnoreMatcher, root: string, rel: string): Promise<boolean> {
+  if (rel === '' || rel === '.') return true;
+  if (rel === '..' || rel.startsWith('../')) return false;
+  const st = ignore.state(rel);
+  if (st.hidden) return false;
+  if (!st.matched) return true;
+  // Links resolve inside the context, so looking never leaves it.
+  const abs = await resolveInRoot(root, rel);
+  const isDir = await lstat(abs).then((s) => s.isDirectory(), () => false);
+  if (!isDir || ignore.skipsDir(rel)) return false;
+  return hasKeptEntry(ignore, abs, rel, st.info);
+}
+
+async function hasKeptEntry(ignore: IgnoreMatcher, abs: string, dir: string, info: MatchInfo | undefined): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await readdir(abs);
+  } catch {
+    return false;
+  }
+  for (const name of names) {
+    const rel = `${dir}/${name}`;
+    const r = ignore.match(rel, info);
+    if (!r.matched) return true;
+    const child = posix.join(abs, name);
+    const isDir = await lstat(child).then((s) => s.isDirectory(), () => false);
+    if (isDir && !ignore.skipsDir(rel) && (await hasKeptEntry(ignore, child, rel, r.info))) return true;
+  }
+  return false;
+}
+
+/**
+ * A pattern list applied while walking a source directory: `exclude` drops
+ * what matches (.dockerignore, --exclude), `include` keeps only what matches
+ * (the --parents pattern). `rel` is the current directory relative to the
+ * list's base, `info` the per-pattern results of that directory.
+ */
+interface Filter {
+  matcher: IgnoreMatcher;
+  mode: 'exclude' | 'include';
+  rel: string;
+  info?: MatchInfo;
+}
+
+/** A filter positioned at `rel` (a directory below its base), with the results a walk would have there. */
+function filterAt(matcher: IgnoreMatcher, mode: 'exclude' | 'include', rel: string): Filter {
+  if (rel === '' || rel === '.') return { matcher, mode, rel: '' };
+  const st = matcher.state(rel);
+  return { matcher, mode, rel, ...(st.info ? { info: st.info } : {}) };
 }
 
 /** An archive always unpacks into a directory at the destination, trailing slash or not. */
@@ -156,27 +317,72 @@ async function mkdirResolved(root: string, path: string, owner: CopyOwner, setOw
  * directory goes to `destDir` only when it is a nested directory; the
  * top-level destination keeps what it had if it existed (so `COPY . /` never
  * changes the mode or owner of `/`), as BuildKit does.
+ *
+ * With filters, an entry that one of them drops is skipped; a dropped
+ * directory is still walked (unless its exclude list rules out any exception
+ * inside it) and created, with its source metadata, only when something in it
+ * is copied (BuildKit creates such parents lazily).
  */
-async function copyTree(sourceDir: string, targetRoot: string, destDir: string, spec: CopySpec, warn: (msg: string) => void, top = false): Promise<void> {
-  const existed = top && (await lstat(await resolveInRoot(targetRoot, destDir)).then((s) => s.isDirectory(), () => false));
-  await mkdirOwned(targetRoot, destDir, spec.owner, spec.setOwner);
-  const dirPath = await resolveInRoot(targetRoot, destDir);
+async function copyTree(
+  sourceDir: string,
+  targetRoot: string,
+  destDir: string,
+  spec: CopySpec,
+  warn: (msg: string) => void,
+  opts: { top?: boolean; filters: Filter[]; ensureParent?: () => Promise<void>; lazy?: boolean },
+): Promise<boolean> {
+  const top = opts.top ?? false;
   const st = await lstat(sourceDir);
+  let created = false;
+  const existed = top && (await lstat(await resolveInRoot(targetRoot, destDir)).then((s) => s.isDirectory(), () => false));
+  const ensure = async () => {
+    if (created) return;
+    await opts.ensureParent?.();
+    await mkdirOwned(targetRoot, destDir, spec.owner, spec.setOwner);
+    created = true;
+  };
+  if (!opts.lazy) await ensure();
   for (const name of (await readdir(sourceDir)).sort()) {
-    await copyEntry(posix.join(sourceDir, name), targetRoot, posix.join(destDir, name), spec, warn);
+    const source = posix.join(sourceDir, name);
+    const child = await lstat(source);
+    let keep = true;
+    let walk = true;
+    const childFilters = opts.filters.map((f) => {
+      const rel = f.rel === '' ? name : `${f.rel}/${name}`;
+      const r = f.matcher.match(rel, f.info);
+      if (f.mode === 'exclude' && r.matched) {
+        keep = false;
+        if (child.isDirectory() && f.matcher.skipsDir(rel)) walk = false;
+      }
+      if (f.mode === 'include' && !r.matched) keep = false;
+      return { matcher: f.matcher, mode: f.mode, rel, info: r.info };
+    });
+    if (!keep && !(walk && child.isDirectory())) continue;
+    if (child.isDirectory()) {
+      await copyTree(source, targetRoot, posix.join(destDir, name), spec, warn, { filters: childFilters, ensureParent: ensure, lazy: !keep });
+    } else {
+      await ensure();
+      await copyEntry(source, targetRoot, posix.join(destDir, name), spec, warn, childFilters);
+    }
   }
-  if (existed) return;
+  if (!created) return false;
+  const dirPath = await resolveInRoot(targetRoot, destDir);
+  if (existed) return true;
   if (top) {
     // Created for this copy: 0755 and the owner (from mkdirOwned), the source's times.
     await utimes(dirPath, st.atimeMs / 1000, st.mtimeMs / 1000);
-    return;
+    return true;
   }
-  await applyMeta(dirPath, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+  await applyMeta(dirPath, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false, true);
+  return true;
 }
 
-async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void): Promise<void> {
+async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void, filters: Filter[]): Promise<void> {
   const st = await lstat(source);
-  if (st.isDirectory()) return copyTree(source, targetRoot, dest, spec, warn);
+  if (st.isDirectory()) {
+    await copyTree(source, targetRoot, dest, spec, warn, { filters });
+    return;
+  }
   const path = await resolveInRoot(targetRoot, dest);
   const existing = await lstat(path).catch(() => undefined);
   if (existing) await rm(path, { recursive: true, force: true });
@@ -191,13 +397,13 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
   }
 }
 
-async function applyMeta(path: string, spec: CopySpec, mode: number, atime: number, mtime: number, isLink: boolean): Promise<void> {
+async function applyMeta(path: string, spec: CopySpec, mode: number, atime: number, mtime: number, isLink: boolean, isDir = false): Promise<void> {
   await (spec.setOwner ?? lchownOwner)(path, spec.owner);
   if (isLink) {
     await lutimes(path, atime, mtime);
     return;
   }
   // chmod after chown: chown clears setuid/setgid bits.
-  await chmod(path, spec.chmod ?? mode);
+  await chmod(path, spec.chmod !== undefined ? applyChmod(spec.chmod, mode, isDir) : mode);
   await utimes(path, atime, mtime);
 }

@@ -1,50 +1,69 @@
-import { createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { copyFile, link, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { create as createTar } from 'tar';
 import { MediaTypes, type ContentStore, type Descriptor } from '@stowage/registry-client';
+import { prepareStreamedFile, type PendingOutput } from './atomic.js';
+
+/** Hard-links a content store blob to `target` (a copy across devices). */
+export async function linkBlob(store: ContentStore, digest: string, target: string): Promise<void> {
+  await link(store.blobPath(digest), target).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EXDEV' && err.code !== 'EPERM') throw err;
+    await copyFile(store.blobPath(digest), target);
+  });
+}
 
 /**
- * Writes an OCI image layout (oci-layout, index.json, blobs/sha256/…) as one
- * tar file. Blobs are hard-linked from the content store into a staging
- * folder and streamed into the tar, never held in memory. The tar appears at
- * `dest` by rename only once complete, so a failed export leaves no
- * half-written file.
+ * Tars the listed entries of `staging` (in that order, no recursion) into a
+ * temp file next to `dest`. `portable`: no uid/gid/uname of the building
+ * user; fixed mtime: same image, same tar bytes.
  */
-export async function writeOciArchive(store: ContentStore, entries: Descriptor[], blobs: Descriptor[], dest: string, stagingRoot: string): Promise<void> {
-  const staging = join(stagingRoot, `oci-${process.pid}-${Date.now()}`);
+export function prepareTarOfStaging(staging: string, names: string[], dest: string, kind: string): Promise<PendingOutput> {
+  const tar = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true }, names);
+  return prepareStreamedFile(dest, kind, tar);
+}
+
+let stagingSeq = 0;
+
+/** A fresh staging directory below `stagingRoot` (the build's tmp). */
+export async function makeStaging(stagingRoot: string, prefix: string): Promise<string> {
+  const dir = join(stagingRoot, `${prefix}-${process.pid}-${Date.now()}-${++stagingSeq}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Prepares an OCI image layout (oci-layout, index.json, blobs/sha256/…) as one
+ * tar file next to `dest`. Blobs are hard-linked from the content store into a
+ * staging folder and streamed into the tar, never held in memory. Nothing
+ * appears at `dest` until the returned output is committed.
+ */
+export async function prepareOciArchive(store: ContentStore, entries: Descriptor[], blobs: Descriptor[], dest: string, stagingRoot: string): Promise<PendingOutput> {
+  const staging = await makeStaging(stagingRoot, 'oci');
   const blobDir = join(staging, 'blobs', 'sha256');
-  await mkdir(blobDir, { recursive: true });
-  const tmp = join(dirname(dest), `.${basename(dest)}.stowage-${process.pid}.tmp`);
   try {
+    await mkdir(blobDir, { recursive: true });
     await writeFile(join(staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await writeFile(join(staging, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: entries }));
     const seen = new Set<string>();
     for (const blob of blobs) {
       if (seen.has(blob.digest)) continue;
       seen.add(blob.digest);
-      const target = join(blobDir, blob.digest.slice('sha256:'.length));
-      await link(store.blobPath(blob.digest), target).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EXDEV' && err.code !== 'EPERM') throw err;
-        await copyFile(store.blobPath(blob.digest), target);
-      });
+      await linkBlob(store, blob.digest, join(blobDir, blob.digest.slice('sha256:'.length)));
     }
     const names = ['oci-layout', 'index.json', 'blobs/', 'blobs/sha256/', ...[...seen].sort().map((d) => `blobs/sha256/${d.slice('sha256:'.length)}`)];
-    // portable: no uid/gid/uname of the building user; fixed mtime: same image, same tar bytes.
-    const tar = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true }, names);
-    await pipeline(tar, createWriteStream(tmp, { mode: 0o644 }));
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
+    return await prepareTarOfStaging(staging, names, dest, 'oci image layout tar');
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** {@link prepareOciArchive} and commit: the tar appears at `dest` by rename only once complete. */
+export async function writeOciArchive(store: ContentStore, entries: Descriptor[], blobs: Descriptor[], dest: string, stagingRoot: string): Promise<void> {
+  const out = await prepareOciArchive(store, entries, blobs, dest, stagingRoot);
+  try {
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
   }
 }

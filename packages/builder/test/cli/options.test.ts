@@ -27,15 +27,47 @@ describe('parseOutput', () => {
     expect(parseOutput('./out/image.tar')).toEqual({ type: 'oci', dest: './out/image.tar' });
   });
 
-  test('name= is accepted', () => {
-    expect(parseOutput('type=oci,dest=x,name=foo:1')).toEqual({ type: 'oci', dest: 'x' });
+  test('name= names the image of that output, repeatable', () => {
+    expect(parseOutput('type=oci,dest=x,name=foo:1')).toEqual({ type: 'oci', dest: 'x', names: ['foo:1'] });
+    expect(parseOutput('type=docker,dest=d.tar,name=a,name=b/c:2')).toEqual({ type: 'docker', dest: 'd.tar', names: ['a', 'b/c:2'] });
+    expect(parseOutput('type=oci,dest=x')).not.toHaveProperty('names');
+  });
+
+  test('an invalid or empty name', () => {
+    expect(optionError(() => parseOutput('type=docker,dest=x,name=Bad:Tag')).message).toMatch(/^-o type=docker,dest=x,name=Bad:Tag: name Bad:Tag: /);
+    expect(optionError(() => parseOutput('type=oci,dest=x,name=')).message).toContain('name= is empty');
+  });
+
+  test('type=docker,dest=FILE', () => {
+    expect(parseOutput('type=docker,dest=img.tar')).toEqual({ type: 'docker', dest: 'img.tar' });
+  });
+
+  test('type=docker without dest: no daemon to load into', () => {
+    const err = optionError(() => parseOutput('type=docker'));
+    expect(err.message).toContain('dest=FILE is required');
+    expect(err.message).toContain('no daemon');
+  });
+
+  test('type=local,dest=DIR and type=tar,dest=FILE', () => {
+    expect(parseOutput('type=local,dest=out/rootfs')).toEqual({ type: 'local', dest: 'out/rootfs' });
+    expect(parseOutput('dest=fs.tar,type=tar')).toEqual({ type: 'tar', dest: 'fs.tar' });
+    expect(optionError(() => parseOutput('type=local')).message).toMatch(/dest=DIR is required/);
+    expect(optionError(() => parseOutput('type=tar')).message).toMatch(/dest=FILE is required/);
+  });
+
+  test('local and tar take no name', () => {
+    expect(optionError(() => parseOutput('type=local,dest=d,name=x')).message).toBe('-o type=local,dest=d,name=x: unknown key "name" for type=local (known: type, dest)');
+    optionError(() => parseOutput('type=tar,dest=f,name=x'));
   });
 
   test('an unknown type names the supported ones', () => {
-    const err = optionError(() => parseOutput('type=docker,dest=x'));
-    expect(err.message).toContain('"docker"');
-    expect(err.message).toContain('supported: oci');
-    optionError(() => parseOutput('type=registry'));
+    const err = optionError(() => parseOutput('type=cacheonly,dest=x'));
+    expect(err.message).toBe('-o type=cacheonly,dest=x: output type "cacheonly" is not supported yet (supported: oci, docker, local, tar)');
+  });
+
+  test('registry push is not supported yet', () => {
+    expect(optionError(() => parseOutput('type=registry')).message).toMatch(/push to a registry\) is not supported yet/);
+    expect(optionError(() => parseOutput('type=image,name=x,push=true')).message).toMatch(/"image"/);
   });
 
   test('a missing dest', () => {
@@ -45,6 +77,7 @@ describe('parseOutput', () => {
 
   test('an unknown key', () => {
     expect(optionError(() => parseOutput('type=oci,dest=x,compression=zstd')).message).toContain('unknown key "compression"');
+    expect(optionError(() => parseOutput('type=docker,dest=x,oci-mediatypes=true')).message).toContain('unknown key "oci-mediatypes" for type=docker (known: type, dest, name)');
   });
 
   test('a part that is not key=value', () => {
@@ -57,6 +90,8 @@ describe('parseOutput', () => {
     optionError(() => parseOutput(''));
     expect(optionError(() => parseOutput('type=oci,dest=-')).message).toMatch(/standard output/);
     optionError(() => parseOutput('dest=-'));
+    expect(optionError(() => parseOutput('type=tar,dest=-')).message).toMatch(/standard output/);
+    expect(optionError(() => parseOutput('type=local,dest=-')).message).toMatch(/standard output/);
   });
 });
 

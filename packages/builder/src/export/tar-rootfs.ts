@@ -1,0 +1,71 @@
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Header, Pax, type HeaderData } from 'tar';
+import { prepareStreamedFile, type PendingOutput } from './atomic.js';
+import type { RootfsTree } from './rootfs.js';
+
+const BLOCK = 512;
+
+function headerBlocks(data: HeaderData): Buffer[] {
+  const h = new Header(data);
+  const needPax = h.encode();
+  return needPax ? [new Pax(data).encode(), h.block!] : [h.block!];
+}
+
+/**
+ * The entries of a root filesystem tree as one tar stream: paths relative to
+ * the root (`bin/`, `bin/sh`), sorted, directories before their contents,
+ * hard links as Link entries to the first path seen. Owners come from
+ * `tree.owners` where the layers named one that could not be set on disk,
+ * else from the files; no user or group names. Sockets and device nodes
+ * (never created by a rootless build) are left out.
+ */
+export async function* rootfsTarStream(tree: RootfsTree): AsyncGenerator<Buffer> {
+  const seenInodes = new Map<string, string>();
+  async function* walk(rel: string): AsyncGenerator<Buffer> {
+    const names = (await readdir(rel === '' ? tree.dir : join(tree.dir, rel))).sort();
+    for (const name of names) {
+      const path = rel === '' ? name : `${rel}/${name}`;
+      const abs = join(tree.dir, path);
+      const st = await lstat(abs);
+      const owner = tree.owners?.get(path) ?? { uid: st.uid, gid: st.gid };
+      const base: HeaderData = { path, mode: st.mode & 0o7777, uid: owner.uid, gid: owner.gid, size: 0, mtime: st.mtime, uname: '', gname: '' };
+      if (st.isDirectory()) {
+        yield* headerBlocks({ ...base, path: `${path}/`, type: 'Directory' });
+        yield* walk(path);
+      } else if (st.isSymbolicLink()) {
+        yield* headerBlocks({ ...base, type: 'SymbolicLink', linkpath: await readlink(abs) });
+      } else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? seenInodes.get(key) : undefined;
+        if (first !== undefined) {
+          yield* headerBlocks({ ...base, type: 'Link', linkpath: first });
+          continue;
+        }
+        if (st.nlink > 1) seenInodes.set(key, path);
+        yield* headerBlocks({ ...base, type: 'File', size: st.size });
+        let written = 0;
+        for await (const chunk of createReadStream(abs)) {
+          const buf = chunk as Buffer;
+          const take = Math.min(buf.length, st.size - written);
+          if (take > 0) yield take === buf.length ? buf : buf.subarray(0, take);
+          written += take;
+        }
+        if (written < st.size) throw new Error(`${path} shrank while being written to the tar`);
+        const pad = (BLOCK - (st.size % BLOCK)) % BLOCK;
+        if (pad > 0) yield Buffer.alloc(pad);
+      } else if (st.isFIFO()) {
+        yield* headerBlocks({ ...base, type: 'FIFO' });
+      }
+    }
+  }
+  yield* walk('');
+  yield Buffer.alloc(BLOCK * 2);
+}
+
+/** `-o type=tar,dest=FILE`: the root filesystem as one tar, prepared next to FILE. */
+export function prepareRootfsTar(tree: RootfsTree, dest: string): Promise<PendingOutput> {
+  return prepareStreamedFile(dest, 'root filesystem tar', Readable.from(rootfsTarStream(tree)));
+}
