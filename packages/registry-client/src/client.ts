@@ -35,6 +35,9 @@ import {
   type Platform,
 } from './types.js';
 import { parseImageConfig, parseImageIndex, parseImageManifest } from './validate.js';
+import { humanSize, mapPool, scrubSecrets, shortDigest, sleep } from './util.js';
+
+export { scrubSecrets };
 
 /** The distribution spec lets registries cap manifests at 4 MiB; anything larger is refused outright. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -94,21 +97,8 @@ interface FetchedManifest {
   json: unknown;
 }
 
-/** Belt and braces: whatever reaches a log line or error detail, no auth header value survives. */
-export function scrubSecrets(s: string): string {
-  return s.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 <redacted>');
-}
 
-function shortDigest(d: string): string {
-  const colon = d.indexOf(':');
-  return colon === -1 ? d : d.slice(colon + 1, colon + 13);
-}
 
-function humanSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 /** Media type of a manifest body: its own mediaType field first (it is what the digest covers), then Content-Type, then shape. */
 function classifyManifest(bytes: Buffer, contentType: string | null, what: string): { mediaType: string; json: unknown } {
@@ -140,27 +130,7 @@ function classifyManifest(bytes: Buffer, contentType: string | null, what: strin
   return { mediaType, json };
 }
 
-async function mapPool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    // Stop taking new work after the first failure, but let running downloads finish cleanly.
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  if (failure !== undefined) throw failure.error;
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export class RegistryClient {
   private readonly store: ContentStore;

@@ -36,6 +36,7 @@ import { makeReference, type Reference } from './reference.js';
 import { apiHost, type HttpResponse, type RequestBody, type Transport } from './transport.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, type Descriptor } from './types.js';
 import { parseImageIndex, parseImageManifest } from './validate.js';
+import { humanSize, mapPool, scrubSecrets, shortDigest, sleep } from './util.js';
 
 /** Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size. */
 export const DEFAULT_CHUNK_THRESHOLD = 16 * 1024 * 1024;
@@ -99,41 +100,10 @@ class RestartUpload extends Error {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
-function shortDigest(d: string): string {
-  const colon = d.indexOf(':');
-  return colon === -1 ? d : d.slice(colon + 1, colon + 13);
-}
 
-function humanSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
 
-function scrub(s: string): string {
-  return s.replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 <redacted>');
-}
 
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  if (failure !== undefined) throw failure.error;
-}
 
 /** Last byte offset in a Range header (`0-1023` or `bytes=0-1023`), or undefined. */
 function rangeEnd(v: string | null): number | undefined {
@@ -212,7 +182,7 @@ class Pusher {
     } catch {
       await res.discard();
     }
-    detail = scrub(detail);
+    detail = scrubSecrets(detail);
     if (res.status === 403 || res.status === 401) return new RegistryAuthError(`${what}: access denied by ${this.host}${detail}`);
     return new RegistryPushError(`${what}: HTTP ${res.status} from ${this.host}${detail}`, { status: res.status });
   }
@@ -471,7 +441,7 @@ class Pusher {
     }
     const total = blobs.reduce((n, b) => n + b.size, 0);
     this.deps.log(`${this.name}: pushing ${blobs.length} blob${blobs.length === 1 ? '' : 's'} (${humanSize(total)}) to ${this.host}`);
-    await pool(blobs, this.deps.concurrency, (b) => this.pushBlob(b));
+    await mapPool(blobs, this.deps.concurrency, (b) => this.pushBlob(b));
 
     // The top-level manifest goes up once per tag (or once by digest when
     // there is no tag); an index's image manifest first, by digest, since the

@@ -9,6 +9,7 @@
  */
 import { isIP } from 'node:net';
 import { RegistryUnavailableError } from './errors.js';
+import { sleep } from './util.js';
 
 export interface RetryOptions {
   /** Total attempts including the first. Default 4. */
@@ -193,9 +194,6 @@ function errorText(err: unknown): string {
   return code !== undefined && code !== err.message ? `${err.message} (${code})` : err.message;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Retry-After is either delta-seconds or an HTTP-date. */
 export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {

@@ -20,18 +20,16 @@
  * The same walk yields the next manifest, so commit needs no extra pass.
  */
 import type { BigIntStats } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { entryFor, type WalkContext } from './changes.js';
 import type { LayerEntry } from './diff-writer.js';
 import { isOverlayPrivateXattr, WHITEOUT_PREFIX } from './whiteout.js';
+import { readXattrsOf } from './xattr.js';
 import { hasXattrTools, readXattrsRecursive } from './xattr.js';
 
-const execFileP = promisify(execFile);
 
 export type RecType = 'f' | 'd' | 'l' | 'c' | 'b' | 'p' | 's';
 
@@ -127,54 +125,6 @@ export async function hashFile(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** getfattr escapes unusual bytes in names as \ooo octal (same format readXattrsRecursive parses). */
-function unescapeName(s: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    const m = /^\\([0-7]{3})/.exec(s.slice(i, i + 4));
-    if (m?.[1] !== undefined) {
-      bytes.push(parseInt(m[1], 8));
-      i += 3;
-    } else if (s.startsWith('\\\\', i)) {
-      bytes.push(0x5c);
-      i += 1;
-    } else {
-      for (const b of Buffer.from(s[i] ?? '', 'utf8')) bytes.push(b);
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
-
-/** xattrs of the given paths only (no recursion), batched into few getfattr processes. */
-async function readXattrsOf(paths: string[]): Promise<Map<string, Map<string, Buffer>>> {
-  const out = new Map<string, Map<string, Buffer>>();
-  const BATCH = 400;
-  for (let i = 0; i < paths.length; i += BATCH) {
-    let stdout: string;
-    try {
-      ({ stdout } = await execFileP('getfattr', ['-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...paths.slice(i, i + BATCH)], {
-        maxBuffer: 1 << 30,
-      }));
-    } catch (err) {
-      const e = err as { stdout?: unknown };
-      if (typeof e.stdout !== 'string') throw err;
-      stdout = e.stdout;
-    }
-    let current: Map<string, Buffer> | undefined;
-    for (const line of stdout.split('\n')) {
-      if (line.startsWith('# file: ')) {
-        current = new Map();
-        out.set(unescapeName(line.slice('# file: '.length)), current);
-      } else if (current && line.length > 0) {
-        const eq = line.indexOf('=');
-        const name = eq < 0 ? line : line.slice(0, eq);
-        const raw = eq < 0 ? '' : line.slice(eq + 1);
-        current.set(unescapeName(name), raw.startsWith('0x') ? Buffer.from(raw.slice(2), 'hex') : Buffer.from(raw.replace(/^"|"$/g, '')));
-      }
-    }
-  }
-  return out;
-}
 
 interface Node {
   st: BigIntStats;

@@ -45,18 +45,13 @@ function unescapeName(s: string): string {
 }
 
 /**
- * All xattrs (every namespace we can read) below `dir`, in one getfattr process:
- * absolute path → (name → value). Symlinks are not followed.
+ * Runs getfattr (hex dump of every namespace we can read, symlinks not
+ * followed) and parses its output into absolute path → (name → value).
  */
-export async function readXattrsRecursive(dir: string): Promise<Map<string, Map<string, Buffer>>> {
-  const out = new Map<string, Map<string, Buffer>>();
+async function getfattrDump(args: string[], into: Map<string, Map<string, Buffer>>): Promise<void> {
   let stdout: string;
   try {
-    ({ stdout } = await execFileP(
-      'getfattr',
-      ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', dir],
-      { maxBuffer: 1 << 30 },
-    ));
+    ({ stdout } = await execFileP('getfattr', ['-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', ...args], { maxBuffer: 1 << 30 }));
   } catch (err) {
     // getfattr exits non-zero when *some* file could not be read but still prints the rest.
     const e = err as { stdout?: unknown };
@@ -67,7 +62,7 @@ export async function readXattrsRecursive(dir: string): Promise<Map<string, Map<
   for (const line of stdout.split('\n')) {
     if (line.startsWith('# file: ')) {
       current = new Map();
-      out.set(unescapeName(line.slice('# file: '.length)), current);
+      into.set(unescapeName(line.slice('# file: '.length)), current);
     } else if (current && line.length > 0) {
       const eq = line.indexOf('=');
       const name = eq < 0 ? line : line.slice(0, eq);
@@ -75,5 +70,19 @@ export async function readXattrsRecursive(dir: string): Promise<Map<string, Map<
       current.set(unescapeName(name), raw.startsWith('0x') ? Buffer.from(raw.slice(2), 'hex') : Buffer.from(raw.replace(/^"|"$/g, '')));
     }
   }
+}
+
+/** All xattrs below `dir`, in one getfattr process. */
+export async function readXattrsRecursive(dir: string): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  await getfattrDump(['-R', '--', dir], out);
+  return out;
+}
+
+/** xattrs of the given paths only (no recursion), batched into few getfattr processes. */
+export async function readXattrsOf(paths: string[]): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  const BATCH = 400;
+  for (let i = 0; i < paths.length; i += BATCH) await getfattrDump(['--', ...paths.slice(i, i + BATCH)], out);
   return out;
 }
