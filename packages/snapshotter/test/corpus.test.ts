@@ -6,14 +6,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { buildSync } from 'esbuild';
 import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESCAPE_NAME, snapshot, type CaseResult, type CorpusReport } from './corpus-script.js';
+import { ROOTLESS_USER, bundleScript, lookupUser, runInUserNamespace } from './rootless-harness.js';
 
-const USER = process.env.STOWAGE_TEST_USER ?? 'stowage-ci'; // as in scripts/setup
+const USER = process.env.STOWAGE_TEST_USER ?? ROOTLESS_USER; // as in scripts/setup
 const here = dirname(fileURLToPath(import.meta.url)); // packages/snapshotter/dist/test
 const repo = resolve(here, '../../../..');
 const generator = join(repo, 'test/corpus/make-malicious-layers.mjs');
@@ -28,13 +28,6 @@ interface CorpusCase {
   layer: string;
   base?: string;
   expect: Expect;
-}
-
-function lookupUser(name: string): { uid: number; gid: number; home: string } | undefined {
-  const r = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
-  const f = r.status === 0 ? r.stdout.trim().split(':') : [];
-  if (f.length < 7) return undefined;
-  return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
 }
 
 const user = lookupUser(USER);
@@ -65,19 +58,11 @@ beforeAll(() => {
   mkdirSync(home, { mode: 0o755 });
   chownSync(home, user.uid, user.gid);
   // The checkout may sit where the test user cannot read: bundle the script into the work dir.
-  const script = join(work, 'corpus-script.mjs');
-  buildSync({
-    entryPoints: [join(here, 'corpus-script.js')], outfile: script, bundle: true, platform: 'node', format: 'esm', logLevel: 'error',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  const script = bundleScript('corpus-script.js', join(work, 'corpus-script.mjs'));
   // Everything around the roots belongs to the test user: an escape would be able to write it.
   const ch = spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, work], { encoding: 'utf8' });
   if (ch.status !== 0) throw new Error(`chown failed: ${ch.stderr}`);
-  const r = spawnSync(
-    'runuser',
-    ['-u', USER, '--', 'unshare', '--user', '--mount', '--map-root-user', '--map-auto', '--', process.execPath, script, work, corpusDir],
-    { encoding: 'utf8', timeout: 60_000, cwd: '/', maxBuffer: 64 << 20 },
-  );
+  const r = runInUserNamespace(script, [work, corpusDir], { user: USER, timeoutMs: 60_000, cwd: '/', maxBuffer: 64 << 20 });
   if (r.status !== 0) {
     setupError = new Error(`corpus script failed (status ${r.status}, signal ${r.signal}): ${r.stderr || r.error?.message}`);
     return;

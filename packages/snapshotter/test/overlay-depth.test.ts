@@ -1,21 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { buildSync } from 'esbuild';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { runDeepChain, type DeepReport } from './overlay-depth-core.js';
+import { ROOTLESS_USER as USER, bundleScript, lookupUser, makeUserWorkDir, runInUserNamespace } from './rootless-harness.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const isRoot = process.getuid?.() === 0;
-const USER = 'stowage-ci';
-
-function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
-  const g = spawnSync('id', ['-g', name], { encoding: 'utf8' });
-  if (r.status !== 0 || g.status !== 0) return undefined;
-  return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
-}
 
 function check(r: DeepReport, depth: number): void {
   expect(r.backend).toBe('overlay');
@@ -51,20 +40,10 @@ const user = lookupUser(USER);
   'overlay: a 100-deep chain flattens rootless (userns + userxattr)',
   () => {
     if (!user) return;
-    const work = mkdtempSync(join(tmpdir(), 'stowage-deep-rootless-'));
+    const work = makeUserWorkDir('stowage-deep-rootless-', user);
     try {
-      chownSync(work, user.uid, user.gid);
-      chmodSync(work, 0o755);
-      const script = join(work, 'overlay-depth-script.mjs');
-      buildSync({
-        entryPoints: [join(here, 'overlay-depth-script.js')], outfile: script, bundle: true, platform: 'node', format: 'esm', logLevel: 'error',
-        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-      });
-      const r = spawnSync(
-        'runuser',
-        ['-u', USER, '--', 'unshare', '--user', '--mount', '--map-root-user', '--map-auto', '--', process.execPath, script, work, '100'],
-        { encoding: 'utf8', timeout: 170_000 },
-      );
+      const script = bundleScript('overlay-depth-script.js', join(work, 'overlay-depth-script.mjs'));
+      const r = runInUserNamespace(script, [work, '100'], { timeoutMs: 170_000 });
       if (r.status !== 0) throw new Error(`rootless deep-chain script failed (${r.status}): ${r.stderr}`);
       const out = JSON.parse(r.stdout) as DeepReport & { uidMap: string };
       expect(out.uidMap).not.toBe('0 0 4294967295');

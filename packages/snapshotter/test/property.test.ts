@@ -5,17 +5,14 @@
  * env: STOWAGE_PROPERTY_RUNS (runs per backend and mode), STOWAGE_PROPERTY_SEED,
  * STOWAGE_PROPERTY_PATH (replay a shrunk counterexample printed by fast-check).
  */
-import { spawnSync } from 'node:child_process';
-import { buildSync } from 'esbuild';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { SnapshotterBackend } from '../src/index.js';
 import { runProperty, type PropertyKind, type PropertyResult } from './property-core.js';
 import type { RootlessPlan } from './property-rootless-script.js';
+import { ROOTLESS_USER as USER, bundleScript, lookupUser, makeUserWorkDir, runInUserNamespace } from './rootless-harness.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const SEED = Number(process.env.STOWAGE_PROPERTY_SEED ?? 0x5707a9e);
 const PATH = process.env.STOWAGE_PROPERTY_PATH;
 const RUNS = Number(process.env.STOWAGE_PROPERTY_RUNS ?? 80);
@@ -23,7 +20,6 @@ const RUNS = Number(process.env.STOWAGE_PROPERTY_RUNS ?? 80);
 const ROOTLESS_RUNS = Number(process.env.STOWAGE_PROPERTY_RUNS ?? 50);
 const DET_RUNS = Math.max(1, Math.round(RUNS / 4));
 const isRoot = process.getuid?.() === 0;
-const USER = 'stowage-ci';
 
 function fail(r: PropertyResult): never {
   throw new Error(
@@ -66,13 +62,6 @@ describe.each<SnapshotterBackend>(['overlay', 'native'])('diff/apply property (%
   (backend === 'overlay' && !isRoot ? test.skip : test)('same mutations on two snapshots → same digest', () => run('deterministic', DET_RUNS), 600_000);
 });
 
-function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
-  const g = spawnSync('id', ['-g', name], { encoding: 'utf8' });
-  if (r.status !== 0 || g.status !== 0) return undefined;
-  return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
-}
-
 const user = lookupUser(USER);
 if (!user) console.warn(`rootless property test SKIPPED: user ${USER} does not exist`);
 
@@ -80,20 +69,9 @@ if (!user) console.warn(`rootless property test SKIPPED: user ${USER} does not e
   'rootless (userns, userxattr overlay): apply(diff(A→B)) onto A == B on both backends',
   () => {
     if (!user) return;
-    const work = mkdtempSync(join(tmpdir(), 'stowage-prop-rootless-'));
+    const work = makeUserWorkDir('stowage-prop-rootless-', user);
     try {
-      chownSync(work, user.uid, user.gid);
-      chmodSync(work, 0o755);
-      const script = join(work, 'property-rootless-script.mjs');
-      buildSync({
-        entryPoints: [join(here, 'property-rootless-script.js')],
-        outfile: script,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        logLevel: 'error',
-        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-      });
+      const script = bundleScript('property-rootless-script.js', join(work, 'property-rootless-script.mjs'));
       const plan: RootlessPlan = {
         seed: SEED,
         ...(PATH !== undefined ? { path: PATH } : {}),
@@ -102,11 +80,7 @@ if (!user) console.warn(`rootless property test SKIPPED: user ${USER} does not e
           { kind: 'roundtrip', backend: 'native', numRuns: ROOTLESS_RUNS },
         ],
       };
-      const r = spawnSync(
-        'runuser',
-        ['-u', USER, '--', 'unshare', '--user', '--mount', '--map-root-user', '--map-auto', '--', process.execPath, script, work, JSON.stringify(plan)],
-        { encoding: 'utf8', timeout: 590_000, maxBuffer: 1 << 26 },
-      );
+      const r = runInUserNamespace(script, [work, JSON.stringify(plan)], { timeoutMs: 590_000, maxBuffer: 1 << 26 });
       if (r.status !== 0) throw new Error(`rootless property script failed (${r.status ?? r.signal}): ${r.stderr}`);
       const results = JSON.parse(r.stdout) as PropertyResult[];
       expect(results).toHaveLength(plan.runs.length);
