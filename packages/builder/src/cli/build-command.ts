@@ -13,9 +13,10 @@ import { iidFileContent, metadataFileContent } from '../export/metadata-file.js'
 import { prepareOciArchive } from '../export/oci-archive.js';
 import { applyImageLayers, type RootfsTree } from '../export/rootfs.js';
 import { prepareRootfsTar } from '../export/tar-rootfs.js';
+import { pushOutputs } from '../export/registry.js';
 import { onInterrupt } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
-import { parseBuildArgs, parseMirrors, parseOutput, type OutputSpec } from './options.js';
+import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
 import { parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
@@ -35,9 +36,11 @@ export interface BuildCommandArgs {
   iidfile?: string;
   /** `--metadata-file`: buildx-style JSON about the image. */
   metadataFile?: string;
+  /** `--push`: shorthand for `-o type=registry` (push to the `-t` names). */
+  push?: boolean;
 }
 
-const outputText = (o: OutputSpec) => `-o type=${o.type},dest=${o.dest}`;
+const outputText = (o: FileOutputSpec) => `-o type=${o.type},dest=${o.dest}`;
 
 /**
  * Destinations are checked before the build so that a mistake costs nothing:
@@ -46,7 +49,7 @@ const outputText = (o: OutputSpec) => `-o type=${o.type},dest=${o.dest}`;
  */
 export async function checkDestinations(outputs: OutputSpec[], iidfile?: string, metadataFile?: string): Promise<void> {
   const all: { text: string; dest: string; dir: boolean }[] = [
-    ...outputs.map((o) => ({ text: outputText(o), dest: o.dest, dir: o.type === 'local' })),
+    ...outputs.filter((o): o is FileOutputSpec => !isRegistryOutput(o)).map((o) => ({ text: outputText(o), dest: o.dest, dir: o.type === 'local' })),
     ...(iidfile !== undefined ? [{ text: `--iidfile ${iidfile}`, dest: iidfile, dir: false }] : []),
     ...(metadataFile !== undefined ? [{ text: `--metadata-file ${metadataFile}`, dest: metadataFile, dir: false }] : []),
   ];
@@ -78,6 +81,8 @@ export async function checkDestinations(outputs: OutputSpec[], iidfile?: string,
  */
 export async function runBuild(args: BuildCommandArgs): Promise<number> {
   const outputs = args.outputs.map(parseOutput);
+  if (args.push) outputs.push({ type: 'registry' });
+  const fileOutputs = outputs.filter((o): o is FileOutputSpec => !isRegistryOutput(o));
   const buildArgs = parseBuildArgs(args.buildArgs);
   const mirrors = parseMirrors(args.mirrors);
   for (const tag of args.tags) {
@@ -87,6 +92,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
       throw new InvalidOptionError(`-t ${tag}: ${(err as Error).message}`);
     }
   }
+  const pushNames = registryNames(outputs, args.tags);
   await checkDestinations(outputs, args.iidfile, args.metadataFile);
   const context = resolve(args.context);
   const contextStat = await stat(context).catch(() => undefined);
@@ -128,9 +134,9 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     const layers = result.image.layers;
     const warnings = new Set<string>();
     // Every output is prepared under a temporary name first and committed only when all are ready.
-    const prepared = new Map<OutputSpec, PendingOutput>();
+    const prepared = new Map<FileOutputSpec, PendingOutput>();
     let tree: RootfsTree | undefined;
-    for (const out of outputs) {
+    for (const out of fileOutputs) {
       if (out.type !== 'local') continue;
       const local = await withOutput(out, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership));
       prepared.set(out, local);
@@ -138,7 +144,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
       tree ??= local.tree;
       for (const w of local.tree.warnings) warnings.add(w);
     }
-    for (const out of outputs) {
+    for (const out of fileOutputs) {
       if (out.type === 'local') continue;
       const dest = resolve(out.dest);
       let p: PendingOutput;
@@ -161,14 +167,19 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     }
     for (const w of warnings) step.log(`warning: ${w}`);
     if (args.iidfile !== undefined) pending.push(await prepareSmallFile(resolve(args.iidfile), 'image ID', iidFileContent(written)));
-    if (args.metadataFile !== undefined) pending.push(await prepareSmallFile(resolve(args.metadataFile), 'build metadata', metadataFileContent(written, args.tags)));
+    if (args.metadataFile !== undefined) pending.push(await prepareSmallFile(resolve(args.metadataFile), 'build metadata', metadataFileContent(written, imageNames(args.tags, pushNames))));
     await commitAll(pending);
-    for (const out of outputs) step.log(`wrote ${out.dest} (${prepared.get(out)!.kind})`);
+    for (const out of fileOutputs) step.log(`wrote ${out.dest} (${prepared.get(out)!.kind})`);
     if (args.iidfile !== undefined) step.log(`wrote ${args.iidfile} (image ID)`);
     if (args.metadataFile !== undefined) step.log(`wrote ${args.metadataFile} (build metadata)`);
     step.log(`manifest ${written.manifest.digest}`);
     step.log(`config ${written.config.digest}`);
     step.done();
+    // The file outputs are in place from here on: a failed push leaves them.
+    pending.length = 0;
+    if (pushNames.length > 0) {
+      await pushOutputs({ store: result.store, written, names: pushNames, insecureRegistries: args.insecureRegistries, baseImages: result.baseImages, progress });
+    }
     progress.note(`built ${written.manifest.digest} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   } catch (err) {
     await abortAll(pending);
@@ -181,8 +192,19 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
   return 0;
 }
 
+/** The `-t` tags and the pushed names, without duplicates (compared fully qualified), for `image.name`. */
+export function imageNames(tags: string[], pushed: string[]): string[] {
+  const seen = new Set<string>();
+  return [...tags, ...pushed].filter((n) => {
+    const key = parseReference(n).toString();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** Runs one output's preparation; errors without a code name the output they belong to. */
-async function withOutput<T>(out: OutputSpec, fn: () => Promise<T>): Promise<T> {
+async function withOutput<T>(out: FileOutputSpec, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -28,15 +28,25 @@ async function main(argv: string[]): Promise<number> {
           describe:
             'Output (repeatable): type=oci,dest=FILE (OCI layout tar; also dest=FILE or FILE) | ' +
             'type=docker,dest=FILE (for docker load / podman load) | type=local,dest=DIR (the root filesystem; DIR must be new or empty) | ' +
-            'type=tar,dest=FILE (the root filesystem as one tar). oci and docker take name=NAME (repeatable) instead of the -t tags. ' +
+            'type=tar,dest=FILE (the root filesystem as one tar) | type=registry[,name=REF] (push; without name=, to the -t names). ' +
+            'oci, docker and registry take name=NAME (repeatable) instead of the -t tags. ' +
+            'Pushes happen after every file output is written; a failed push exits non-zero and leaves the file outputs in place. ' +
             'Owners in DIR: the image\'s, mapped through your /etc/subuid range (image root = you); files that cannot be chowned ' +
             '(no range) stay owned by you. type=tar keeps the image\'s owners',
+        })
+        .option('push', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'Push the image to the registry of each -t name (shorthand for -o type=registry). Blobs the registry has are skipped, ' +
+            'base layers mounted from the base image\'s repository on the same registry; credentials from Docker\'s config.json. ' +
+            'Runs after the file outputs are written; a failed push exits non-zero and leaves them in place. --registry-mirror never applies',
         })
         .option('iidfile', { type: 'string', describe: 'Write the image ID (sha256:… of the config) to FILE' })
         .option('metadata-file', { type: 'string', describe: 'Write build metadata as JSON to FILE (containerimage.digest, …, as buildx)' })
         .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant] (default: this host)' })
         .option('registry-mirror', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable)' })
-        .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP (repeatable)' })
+        .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP, for pulls and pushes (repeatable; loopback always is)' })
         .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
         .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
@@ -45,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build -t hello -o type=oci,dest=hello.tar .', 'Build ./Dockerfile into an OCI image tarball')
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
         .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
+        .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
       async (args) => {
         try {
@@ -63,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
             root: args.root,
             iidfile: args.iidfile,
             metadataFile: args['metadata-file'],
+            push: args.push,
           });
         } catch (err) {
           process.stderr.write(`${formatError(err, args.debug)}\n`);

@@ -1,29 +1,74 @@
 import { parseReference } from '@stowage/registry-client';
 import { InvalidOptionError } from '../errors.js';
 
-export const OUTPUT_TYPES = ['oci', 'docker', 'local', 'tar'] as const;
+export const OUTPUT_TYPES = ['oci', 'docker', 'local', 'tar', 'registry'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
+export type FileOutputType = Exclude<OutputType, 'registry'>;
 
 /**
  * One `-o`. `names` (from `name=`, repeatable) replace the `-t` tags for
  * that image output; absent when not given.
  */
-export type OutputSpec =
+export type FileOutputSpec =
   | { type: 'oci' | 'docker'; dest: string; names?: string[] }
   | { type: 'local' | 'tar'; dest: string };
+/** `-o type=registry[,name=REF]`: push after the file outputs are committed. */
+export type RegistryOutputSpec = { type: 'registry'; names?: string[] };
+export type OutputSpec = FileOutputSpec | RegistryOutputSpec;
 
 const KEYS: Record<OutputType, readonly string[]> = {
   oci: ['type', 'dest', 'name'],
   docker: ['type', 'dest', 'name'],
   local: ['type', 'dest'],
   tar: ['type', 'dest'],
+  registry: ['type', 'name', 'push'],
 };
 
-const DEST_WORD: Record<OutputType, string> = { oci: 'FILE', docker: 'FILE', local: 'DIR', tar: 'FILE' };
+const DEST_WORD: Record<FileOutputType, string> = { oci: 'FILE', docker: 'FILE', local: 'DIR', tar: 'FILE' };
+
+export function isRegistryOutput(o: OutputSpec): o is RegistryOutputSpec {
+  return o.type === 'registry';
+}
+
+function checkNames(value: string, names: string[]): void {
+  for (const n of names) {
+    if (n === '') throw new InvalidOptionError(`-o ${value}: name= is empty`);
+    try {
+      parseReference(n);
+    } catch (err) {
+      throw new InvalidOptionError(`-o ${value}: name ${n}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * The names to push to, in order and without duplicates (compared fully
+ * qualified): each `type=registry` output's `name=`s, or the `-t` tags for
+ * one without (as `--push` is). Fails when such an output has no name at all.
+ */
+export function registryNames(outputs: OutputSpec[], tags: string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const o of outputs) {
+    if (!isRegistryOutput(o)) continue;
+    const names = o.names ?? tags;
+    if (names.length === 0) {
+      throw new InvalidOptionError('-o type=registry / --push: no image name to push to; give -t REGISTRY/REPOSITORY:TAG or -o type=registry,name=REGISTRY/REPOSITORY:TAG');
+    }
+    for (const n of names) {
+      const key = parseReference(n).toString();
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(n);
+    }
+  }
+  return out;
+}
 
 /**
  * Parses `-o` as buildx does: `type=oci|docker|tar,dest=FILE`,
- * `type=local,dest=DIR`, `dest=FILE` (type oci), or a bare path (type oci).
+ * `type=local,dest=DIR`, `type=registry[,name=REF]` (push; without a name,
+ * to the `-t` tags), `dest=FILE` (type oci), or a bare path (type oci).
  * `name=` (oci, docker; repeatable) names the image in that output instead
  * of the `-t` tags. Other types and keys fail clearly rather than being
  * ignored.
@@ -44,16 +89,23 @@ export function parseOutput(value: string): OutputSpec {
     else fields.set(key, v);
   }
   const type = fields.get('type') ?? 'oci';
-  if (type === 'image' || type === 'registry') {
-    throw new InvalidOptionError(`-o ${value}: output type "${type}" (push to a registry) is not supported yet (supported: ${OUTPUT_TYPES.join(', ')})`);
+  if (type === 'image') {
+    throw new InvalidOptionError(`-o ${value}: output type "image" (the image store of a daemon) is not supported; use type=registry to push (supported: ${OUTPUT_TYPES.join(', ')})`);
   }
   if (!(OUTPUT_TYPES as readonly string[]).includes(type)) {
     throw new InvalidOptionError(`-o ${value}: output type "${type}" is not supported yet (supported: ${OUTPUT_TYPES.join(', ')})`);
   }
-  const t = type as OutputType;
+  const ty = type as OutputType;
   for (const key of [...fields.keys(), ...(names.length > 0 ? ['name'] : [])]) {
-    if (!KEYS[t].includes(key)) throw new InvalidOptionError(`-o ${value}: unknown key "${key}" for type=${t} (known: ${KEYS[t].join(', ')})`);
+    if (!KEYS[ty].includes(key)) throw new InvalidOptionError(`-o ${value}: unknown key "${key}" for type=${ty} (known: ${KEYS[ty].join(', ')})`);
   }
+  if (ty === 'registry') {
+    const push = fields.get('push');
+    if (push !== undefined && push !== 'true') throw new InvalidOptionError(`-o ${value}: type=registry always pushes (push=${push} is not supported)`);
+    checkNames(value, names);
+    return names.length > 0 ? { type: 'registry', names } : { type: 'registry' };
+  }
+  const t: FileOutputType = ty;
   const dest = fields.get('dest');
   if (!dest) {
     const why = t === 'docker' ? ' (there is no daemon to load into: write a tar and `docker load -i` it)' : '';
@@ -63,14 +115,7 @@ export function parseOutput(value: string): OutputSpec {
     throw new InvalidOptionError(`-o ${value}: writing ${t === 'local' ? 'a directory' : 'the image'} to standard output is not supported yet; give a ${t === 'local' ? 'directory' : 'file'} name`);
   }
   if (t === 'local' || t === 'tar') return { type: t, dest };
-  for (const n of names) {
-    if (n === '') throw new InvalidOptionError(`-o ${value}: name= is empty`);
-    try {
-      parseReference(n);
-    } catch (err) {
-      throw new InvalidOptionError(`-o ${value}: name ${n}: ${(err as Error).message}`);
-    }
-  }
+  checkNames(value, names);
   return names.length > 0 ? { type: t, dest, names } : { type: t, dest };
 }
 

@@ -65,6 +65,8 @@ export interface BuildResult {
   store: ContentStore;
   state: StateRoot;
   stageName: string;
+  /** Every image the build pulled (FROM, COPY --from), as written: a push can mount their layers. */
+  baseImages: string[];
   close(): Promise<void>;
 }
 
@@ -154,7 +156,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const unused = args.unused();
     if (unused.length > 0) progress.note(`warning: build arguments not consumed by any instruction: ${unused.join(', ')}`);
     const targetStage = plan.stages[plan.target]!.stage;
-    return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), close };
+    return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), baseImages: engine.pulledImages(), close };
   } catch (err) {
     // Let running stages reach their next instruction before their snapshots go away.
     await engine.settle();
@@ -213,6 +215,11 @@ class Engine {
   constructor(private readonly ctx: EngineContext) {
     this.lex = new ShellLex(ctx.df.escapeToken);
     this.heredocLex = new ShellLex(ctx.df.escapeToken, { rawQuotes: true, rawEscapes: true });
+  }
+
+  /** The references of the images pulled so far. */
+  pulledImages(): string[] {
+    return [...new Set([...this.imageRuns.keys()].map((key) => key.split(' ')[0]!))];
   }
 
   /** Resolves once every stage and pull that was started has finished, failed or not. */

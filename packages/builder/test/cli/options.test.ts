@@ -1,4 +1,4 @@
-import { parseBuildArgs, parseMirrors, parseOutput } from '../../src/cli/options.js';
+import { parseBuildArgs, parseMirrors, parseOutput, registryNames } from '../../src/cli/options.js';
 import { BuildError } from '../../src/errors.js';
 
 function optionError(fn: () => unknown): BuildError {
@@ -62,12 +62,21 @@ describe('parseOutput', () => {
 
   test('an unknown type names the supported ones', () => {
     const err = optionError(() => parseOutput('type=cacheonly,dest=x'));
-    expect(err.message).toBe('-o type=cacheonly,dest=x: output type "cacheonly" is not supported yet (supported: oci, docker, local, tar)');
+    expect(err.message).toBe('-o type=cacheonly,dest=x: output type "cacheonly" is not supported yet (supported: oci, docker, local, tar, registry)');
   });
 
-  test('registry push is not supported yet', () => {
-    expect(optionError(() => parseOutput('type=registry')).message).toMatch(/push to a registry\) is not supported yet/);
-    expect(optionError(() => parseOutput('type=image,name=x,push=true')).message).toMatch(/"image"/);
+  test('type=registry: names optional and repeatable, push=true accepted, no dest', () => {
+    expect(parseOutput('type=registry')).toEqual({ type: 'registry' });
+    expect(parseOutput('type=registry,name=127.0.0.1:5000/a/b:1,name=c:2')).toEqual({ type: 'registry', names: ['127.0.0.1:5000/a/b:1', 'c:2'] });
+    expect(parseOutput('type=registry,push=true,name=x')).toEqual({ type: 'registry', names: ['x'] });
+    expect(optionError(() => parseOutput('type=registry,push=false')).message).toContain('always pushes');
+    expect(optionError(() => parseOutput('type=registry,dest=x')).message).toBe('-o type=registry,dest=x: unknown key "dest" for type=registry (known: type, name, push)');
+    expect(optionError(() => parseOutput('type=registry,name=Bad:Tag')).message).toMatch(/^-o type=registry,name=Bad:Tag: name Bad:Tag: /);
+    expect(optionError(() => parseOutput('type=registry,name=')).message).toContain('name= is empty');
+  });
+
+  test('type=image (a daemon\'s image store) is not supported', () => {
+    expect(optionError(() => parseOutput('type=image,name=x,push=true')).message).toMatch(/"image".*type=registry/);
   });
 
   test('a missing dest', () => {
@@ -133,5 +142,25 @@ describe('parseMirrors', () => {
     optionError(() => parseMirrors(['=m.example']));
     optionError(() => parseMirrors(['docker.io=']));
     optionError(() => parseMirrors(['docker.io=https://']));
+  });
+});
+
+describe('registryNames', () => {
+  test('no registry output: nothing to push', () => {
+    expect(registryNames([{ type: 'oci', dest: 'x' }], ['a:1'])).toEqual([]);
+  });
+
+  test('without name= the -t tags are used (as --push); duplicates dropped by full name', () => {
+    expect(registryNames([{ type: 'registry' }], ['h:5000/a:1', 'h:5000/a:2'])).toEqual(['h:5000/a:1', 'h:5000/a:2']);
+    expect(registryNames([{ type: 'registry' }, { type: 'registry', names: ['docker.io/library/a:1', 'b'] }], ['a:1'])).toEqual(['a:1', 'b']);
+  });
+
+  test('name= replaces the tags for that output', () => {
+    expect(registryNames([{ type: 'registry', names: ['x:1'] }], ['y:1'])).toEqual(['x:1']);
+  });
+
+  test('no name anywhere is a clear option error', () => {
+    const err = optionError(() => registryNames([{ type: 'oci', dest: 'x' }, { type: 'registry' }], []));
+    expect(err.message).toMatch(/no image name to push to; give -t/);
   });
 });
