@@ -14,10 +14,11 @@ export function onInterrupt(cleanup: Cleanup): () => void {
   return () => cleanups.delete(cleanup);
 }
 
+/** Newest first, one at a time: a container must be gone before the scratch space it runs from. */
 async function runAll(): Promise<void> {
-  const pending = [...cleanups];
+  const pending = [...cleanups].reverse();
   cleanups.clear();
-  await Promise.allSettled(pending.map((c) => c()));
+  for (const cleanup of pending) await cleanup().catch(() => undefined);
 }
 
 function install(): void {

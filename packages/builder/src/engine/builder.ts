@@ -8,6 +8,7 @@ import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snaps
 import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
 import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
 import { runStep } from '../runtime/runc.js';
+import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
@@ -141,9 +142,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     return client;
   };
   const close = async () => {
+    removeInterruptHook();
     await snapshots.close();
     await rm(state.buildTmp, { recursive: true, force: true });
   };
+  // Interrupted (SIGINT/SIGTERM): after the running container is killed, release mounts and scratch space too.
+  const removeInterruptHook = onInterrupt(async () => {
+    await snapshots.close().catch(() => undefined);
+    await rm(state.buildTmp, { recursive: true, force: true });
+  });
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 
   const engine = new Engine({
