@@ -31,6 +31,7 @@ export interface BuildCommandArgs {
   insecureRegistries: string[];
   network: 'host' | 'none';
   snapshotter: 'auto' | 'overlay' | 'native';
+  noCache?: boolean;
   root?: string;
   /** `--iidfile`: the image ID (config digest) is written there. */
   iidfile?: string;
@@ -119,6 +120,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     platform: args.platform,
     network: args.network,
     snapshotter: args.snapshotter,
+    noCache: args.noCache ?? false,
     ignoreOwnership: mode === 'single',
     progress,
   });

@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
         .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP, for pulls and pushes (repeatable; loopback always is)' })
         .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
+        .option('cache', { type: 'boolean', default: true, describe: 'Reuse RUN/COPY/ADD/WORKDIR results of earlier builds on this --root (--no-cache runs every step)' })
         .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
         .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output on stderr (plain is the only format so far; auto means plain)' })
         .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
@@ -71,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
             insecureRegistries: args['insecure-registry'],
             network: args.network,
             snapshotter: args.snapshotter,
+            noCache: !args.cache,
             root: args.root,
             iidfile: args.iidfile,
             metadataFile: args['metadata-file'],

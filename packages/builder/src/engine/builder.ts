@@ -12,6 +12,7 @@ import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
+import { BuildCache, contextDigest, type CacheRecord } from './cache.js';
 import { parseChmod, ChmodError } from './chmod.js';
 import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dockerignore.js';
 import { ArchiveError } from './archive.js';
@@ -44,6 +45,8 @@ export interface BuildOptions {
   progress: Progress;
   /** Steps and pulls running at once; default: the number of CPUs. */
   parallelism?: number;
+  /** Run every step, ignoring the build cache (results are still recorded). */
+  noCache?: boolean;
 }
 
 /** A layer of the image being built, with what the config and manifest need. */
@@ -157,6 +160,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress,
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
+    cache: new BuildCache(posix.join(state.root, 'cache'), !opts.noCache),
   });
   try {
     const image = await engine.stage(plan.target);
@@ -205,6 +209,7 @@ interface EngineContext {
   progress: Progress;
   /** Bounds the steps and pulls running at once across concurrent stages. */
   steps: Semaphore;
+  cache: BuildCache;
   network: NetworkMode;
   ignoreOwnership: boolean;
 }
@@ -227,6 +232,14 @@ class Engine {
   /** The references of the images pulled so far. */
   pulledImages(): string[] {
     return [...new Set([...this.imageRuns.keys()].map((key) => key.split(' ')[0]!))];
+  }
+
+  private contextDigestRun: Promise<string> | undefined;
+
+  /** Digest of the build context, computed once per build when a context COPY/ADD needs it. */
+  private contextDigest(): Promise<string> {
+    this.contextDigestRun ??= contextDigest(this.ctx.contextDir);
+    return this.contextDigestRun;
   }
 
   /** Resolves once every stage and pull that was started has finished, failed or not. */
@@ -277,7 +290,7 @@ class Engine {
         throw located;
       }
     }
-    st.config.created = this.now();
+    st.config.created = this.stableTime(st);
     return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args };
   }
 
@@ -495,7 +508,19 @@ class Engine {
   }
 
   private metadataOnly(st: StageState, createdBy: string): void {
-    addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+    addHistory(st.config, { created: this.stableTime(st), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+  }
+
+  /**
+   * The time of an instruction that changes only the config: SOURCE_DATE_EPOCH
+   * when set, else the time of the entry before it. Filesystem steps take
+   * theirs from the build cache on a hit, so an unchanged rebuild gives the
+   * same history, the same config and the same image digest.
+   */
+  private stableTime(st: StageState): string {
+    const epoch = process.env.SOURCE_DATE_EPOCH;
+    if (epoch && /^\d+$/.test(epoch)) return this.now();
+    return st.config.history?.at(-1)?.created ?? st.config.created ?? new Date(0).toISOString();
   }
 
   private now(): string {
@@ -508,11 +533,38 @@ class Engine {
    * changed into a layer. An empty change adds no layer (as BuildKit does for
    * a WORKDIR that already exists).
    */
-  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<void> {
-    return this.ctx.steps.run(() => this.runFilesystemStep(st, createdBy, step, mutate));
+  /**
+   * `inputs` is everything besides the parent filesystem that the step's result
+   * depends on; with it the step is looked up in the build cache first.
+   */
+  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>, inputs?: unknown): Promise<void> {
+    return this.ctx.steps.run(async () => {
+      const cacheKey = inputs === undefined ? undefined : this.ctx.cache.key({ parent: st.snapshot ?? null, platform: this.ctx.target, createdBy, inputs });
+      if (cacheKey !== undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) return;
+      const record = await this.runFilesystemStep(st, createdBy, step, mutate);
+      if (cacheKey !== undefined) await this.ctx.cache.put(cacheKey, record);
+    });
   }
 
-  private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<void> {
+  /** A cache hit: the step's snapshot and layer, when both still exist on this root. */
+  private async reuseCached(cacheKey: string, st: StageState, createdBy: string, step: ProgressStep): Promise<boolean> {
+    const hit = await this.ctx.cache.get(cacheKey);
+    if (!hit) return false;
+    if (hit.snapshot !== null && !(await this.ctx.snapshots.exists(hit.snapshot))) return false;
+    if (hit.layer && !(await this.ctx.store.has(hit.layer.descriptor.digest))) return false;
+    if (hit.snapshot === null || !hit.layer) {
+      addHistory(st.config, { created: hit.created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+    } else {
+      st.snapshot = hit.snapshot;
+      st.layers.push(hit.layer);
+      st.config.rootfs.diff_ids.push(hit.layer.diffID);
+      addHistory(st.config, { created: hit.created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
+    }
+    step.log('CACHED');
+    return true;
+  }
+
+  private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<CacheRecord> {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
     let committed = false;
@@ -521,20 +573,23 @@ class Engine {
       const tmp = this.ctx.store.tempPath();
       const epoch = process.env.SOURCE_DATE_EPOCH;
       const layer = await this.ctx.snapshots.diff(key, tmp, epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {});
+      const created = this.now();
       if (layer.empty) {
         await rm(tmp, { force: true });
-        addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
-        return;
+        addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+        return { snapshot: null, created };
       }
       await this.ctx.store.importFile(tmp, layer.digest);
       const chain = nextChainId(st.snapshot, layer.diffID);
       await this.ctx.snapshots.commit(chain, key);
       committed = true;
       st.snapshot = chain;
-      st.layers.push({ descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID });
+      const layerRef: LayerRef = { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID };
+      st.layers.push(layerRef);
       st.config.rootfs.diff_ids.push(layer.diffID);
-      addHistory(st.config, { created: this.now(), created_by: createdBy, comment: 'stowage.dockerfile.v0' });
+      addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
       step.log(`layer ${layer.digest} (${layer.size} bytes)`);
+      return { snapshot: chain, layer: layerRef, created };
     } finally {
       if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);
     }
@@ -548,7 +603,7 @@ class Engine {
     await this.filesystemStep(st, `WORKDIR ${dir}`, step, async (rootfs) => {
       const target = await resolveInRoot(rootfs, dir);
       await mkdir(target, { recursive: true, mode: 0o755 });
-    });
+    }, { op: 'workdir', dir });
   }
 
   /** COPY, and ADD of local files (where tar archives unpack); remote ADD sources come later. */
@@ -583,10 +638,12 @@ class Engine {
 
     let sourceRoot = this.ctx.contextDir;
     let sourceKind: 'context' | 'rootfs' = 'context';
+    let fromIdentity: string | undefined;
     let release: (() => Promise<void>) | undefined;
     if (cmd.from !== undefined) {
       const src = planned.copySources.get(cmd.from) ?? this.lateCopySource(cmd.from, planned, cmd.range.start);
       const result = await this.source(src, cmd.range.start);
+      fromIdentity = result.snapshot ?? 'empty';
       sourceKind = 'rootfs';
       if (result.snapshot === undefined) {
         sourceRoot = posix.join(this.ctx.state.buildTmp, `empty-${++this.stepCounter}`);
@@ -624,6 +681,12 @@ class Engine {
           if (err instanceof ArchiveError) throw new InstructionError(`${name} failed: ${err.message}`);
           throw err;
         }
+      }, {
+        op: name, sources, inline, dest, chown: cmd.chown !== undefined ? this.expand(cmd.chown, st) : undefined,
+        chmod: cmd.chmod !== undefined ? this.expand(cmd.chmod, st) : undefined, exclude, parents,
+        unpack: cmd.kind === 'ADD' && cmd.unpack !== false, ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
+        // A stage or image is named by its chain ID (its content); the context by a digest of its files.
+        from: fromIdentity ?? (sources.length > 0 ? await this.contextDigest() : 'heredocs-only'),
       });
     } finally {
       await release?.();
@@ -657,6 +720,10 @@ class Engine {
       if (code !== 0) {
         throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}`, code);
       }
+    }, {
+      op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network: network === 'none' ? 'none' : 'host',
+      scripts: await Promise.all(scripts.map(async (m) => (m.source ? readFile(m.source, 'utf8') : ''))),
+      ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
     });
   }
 
