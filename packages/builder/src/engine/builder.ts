@@ -185,14 +185,6 @@ function withFile<T>(fn: () => T, file: string): T {
   }
 }
 
-function withLocationOf<T>(fn: () => T, file: string, line: number): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw err instanceof Error ? withLocation(err, { file, line }) : err;
-  }
-}
-
 interface EngineContext {
   df: DockerfileInstructions;
   plan: BuildPlan;

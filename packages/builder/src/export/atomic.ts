@@ -68,12 +68,12 @@ function pendingFile(tmp: string, dest: string, kind: string, untrack: () => voi
   };
 }
 
-/** Streams `source` into a temp file next to `dest`, fsyncs it; commit renames it to `dest`. */
-export async function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644): Promise<PendingOutput> {
+/** Writes a temp file next to `dest` with `write` and fsyncs it; commit renames it to `dest`. */
+async function prepareFile(dest: string, kind: string, write: (tmp: string) => Promise<void>): Promise<PendingOutput> {
   const tmp = tempPathFor(dest);
   const untrack = trackTemporary(tmp);
   try {
-    await pipeline(source, createWriteStream(tmp, { mode, flags: 'wx' }));
+    await write(tmp);
     await fsyncFile(tmp);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -83,19 +83,14 @@ export async function prepareStreamedFile(dest: string, kind: string, source: No
   return pendingFile(tmp, dest, kind, untrack);
 }
 
+/** Streams `source` into a temp file next to `dest`; commit renames it to `dest`. */
+export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644): Promise<PendingOutput> {
+  return prepareFile(dest, kind, (tmp) => pipeline(source, createWriteStream(tmp, { mode, flags: 'wx' })));
+}
+
 /** A small file (iidfile, metadata) written temp + fsync; commit renames it to `dest`. */
-export async function prepareSmallFile(dest: string, kind: string, content: string | Uint8Array, mode = 0o644): Promise<PendingOutput> {
-  const tmp = tempPathFor(dest);
-  const untrack = trackTemporary(tmp);
-  try {
-    await writeFile(tmp, content, { mode, flag: 'wx' });
-    await fsyncFile(tmp);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    untrack();
-    throw err;
-  }
-  return pendingFile(tmp, dest, kind, untrack);
+export function prepareSmallFile(dest: string, kind: string, content: string | Uint8Array, mode = 0o644): Promise<PendingOutput> {
+  return prepareFile(dest, kind, (tmp) => writeFile(tmp, content, { mode, flag: 'wx' }));
 }
 
 /**
