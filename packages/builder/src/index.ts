@@ -4,7 +4,7 @@
  * or be real root, because snapshots mount overlayfs and RUN starts runc.
  */
 export { buildImage, type BuildOptions, type BuildResult, type LayerRef, type StageResult } from './engine/builder.js';
-export { Progress, type ProgressStep } from './engine/progress.js';
+export { Progress, plainRenderer, type ProgressStep, type ProgressEvent, type ProgressListener } from './engine/progress.js';
 export { writeImage, taggedDescriptors, type WrittenImage } from './export/image.js';
 export { writeOciArchive } from './export/oci-archive.js';
 export { runInUserNamespace, currentMappingMode } from './rootless/reexec.js';

@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { lstat, mkdtemp, rm, stat } from 'node:fs/promises';
 import { buildImage } from '../engine/builder.js';
-import { Progress } from '../engine/progress.js';
+import { Progress, plainRenderer } from '../engine/progress.js';
 import { defaultStateRoot } from '../engine/state-root.js';
 import { InvalidOptionError } from '../errors.js';
 import { BuildError } from '../errors.js';
@@ -106,7 +106,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
 
   // Modes in layers must not depend on the user's umask (BuildKit creates 0755 directories whatever it is).
   process.umask(0o022);
-  const progress = new Progress((line) => process.stderr.write(`${line}\n`));
+  const progress = new Progress(plainRenderer((line) => process.stderr.write(`${line}\n`)));
   if (outputs.length === 0) progress.note('warning: no output given (-o type=oci,dest=FILE): the result stays in the build state only');
   const started = Date.now();
   const result = await buildImage({
@@ -182,7 +182,8 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     if (pushNames.length > 0) {
       await pushOutputs({ store: result.store, written, names: pushNames, insecureRegistries: args.insecureRegistries, baseImages: result.baseImages, progress });
     }
-    progress.note(`built ${written.manifest.digest} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    const size = written.manifest.size + written.config.size + written.layers.reduce((sum, l) => sum + l.size, 0);
+    progress.emit({ type: 'summary', digest: written.manifest.digest, size, durationMs: Date.now() - started });
   } catch (err) {
     await abortAll(pending);
     throw err;

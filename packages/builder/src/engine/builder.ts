@@ -552,7 +552,7 @@ class Engine {
       st.config.rootfs.diff_ids.push(hit.layer.diffID);
       addHistory(st.config, { created: hit.created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
     }
-    step.log('CACHED');
+    step.cached();
     return true;
   }
 
@@ -580,7 +580,7 @@ class Engine {
       st.layers.push(layerRef);
       st.config.rootfs.diff_ids.push(layer.diffID);
       addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
-      step.log(`layer ${layer.digest} (${layer.size} bytes)`);
+      step.layer({ digest: layer.digest, size: layer.size });
       return { snapshot: chain, layer: layerRef, created };
     } finally {
       if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);

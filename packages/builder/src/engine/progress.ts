@@ -1,34 +1,104 @@
 /**
- * Plain progress output in the spirit of `docker build --progress plain`:
- * numbered steps, their output prefixed with the step number, and a final
- * DONE/ERROR line with the step's wall time. Everything goes to one sink
- * (stderr in the CLI), so it never mixes with machine-readable stdout.
+ * Build progress as a stream of typed events. The engine and exporters only
+ * emit events; a renderer decides what a user sees (plain lines, a live tty
+ * view, JSON lines) and the programmatic API hands the same events to its
+ * caller. Renderers write to stderr in the CLI, so nothing mixes with stdout.
  */
+export type ProgressEvent =
+  | { type: 'step.start'; step: number; name: string; time: number }
+  | { type: 'step.log'; step: number; line: string; time: number }
+  /** A cache lookup: a hit reuses an earlier result; a miss says which input changed, when known. */
+  | { type: 'step.cache'; step: number; hit: boolean; reason?: string; time: number }
+  /** The layer a step produced: its digest, compressed size, and the files in its diff when known. */
+  | { type: 'step.layer'; step: number; digest: string; size: number; files?: number; time: number }
+  /** Bytes moved for something a step transfers (a pull, an export, a push). */
+  | { type: 'step.bytes'; step: number; id: string; current: number; total?: number; time: number }
+  | { type: 'step.end'; step: number; status: 'done' | 'cached' | 'error'; durationMs: number; note?: string; error?: string; time: number }
+  /** A message not tied to a step (warnings, state root, the final summary). */
+  | { type: 'note'; line: string; time: number }
+  | { type: 'summary'; digest: string; size: number; durationMs: number; time: number };
+
+type Unstamped<E> = E extends unknown ? Omit<E, 'time'> : never;
+
+export type ProgressListener = (event: ProgressEvent) => void;
+
 export interface ProgressStep {
   log(line: string): void;
+  /** The step's result came from the build cache. */
+  cached(): void;
+  /** The step had to run; `reason` names what changed since the nearest earlier run. */
+  cacheMiss(reason?: string): void;
+  layer(info: { digest: string; size: number; files?: number }): void;
+  bytes(id: string, current: number, total?: number): void;
   done(note?: string): void;
   fail(message: string): void;
 }
 
 export class Progress {
   private counter = 0;
+  private readonly listeners: ProgressListener[] = [];
 
-  constructor(private readonly sink: (line: string) => void) {}
+  /** A listener for every event; a plain line writer can be given for the classic output. */
+  constructor(listener?: ProgressListener) {
+    if (listener) this.listeners.push(listener);
+  }
 
-  start(label: string): ProgressStep {
-    const n = ++this.counter;
-    const started = process.hrtime.bigint();
-    const seconds = () => (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
-    this.sink(`#${n} ${label}`);
-    return {
-      log: (line) => this.sink(`#${n} ${line}`),
-      done: (note) => this.sink(`#${n} ${note ? `${note} ` : ''}DONE ${seconds()}s`),
-      fail: (message) => this.sink(`#${n} ERROR: ${message}`),
+  /** Adds a listener; returns a function that removes it. */
+  on(listener: ProgressListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
     };
   }
 
-  /** A message not tied to a step (warnings, the final summary). */
-  note(line: string): void {
-    this.sink(line);
+  emit(event: Unstamped<ProgressEvent>): void {
+    const stamped = { ...event, time: Date.now() } as ProgressEvent;
+    for (const listener of this.listeners) listener(stamped);
   }
+
+  start(name: string): ProgressStep {
+    const step = ++this.counter;
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
+    let cached = false;
+    this.emit({ type: 'step.start', step, name });
+    return {
+      log: (line) => this.emit({ type: 'step.log', step, line }),
+      cached: () => {
+        cached = true;
+        this.emit({ type: 'step.cache', step, hit: true });
+      },
+      cacheMiss: (reason) => this.emit({ type: 'step.cache', step, hit: false, ...(reason !== undefined ? { reason } : {}) }),
+      layer: (info) => this.emit({ type: 'step.layer', step, ...info }),
+      bytes: (id, current, total) => this.emit({ type: 'step.bytes', step, id, current, ...(total !== undefined ? { total } : {}) }),
+      done: (note) => this.emit({ type: 'step.end', step, status: cached ? 'cached' : 'done', durationMs: elapsed(), ...(note ? { note } : {}) }),
+      fail: (message) => this.emit({ type: 'step.end', step, status: 'error', durationMs: elapsed(), error: message }),
+    };
+  }
+
+  note(line: string): void {
+    this.emit({ type: 'note', line });
+  }
+}
+
+/**
+ * BuildKit-style plain lines: `#N name`, output prefixed `#N `, `#N CACHED`,
+ * `#N cache miss: …`, then `#N DONE 1.2s` or `#N ERROR: …`.
+ */
+export function plainRenderer(write: (line: string) => void): ProgressListener {
+  return (event) => {
+    switch (event.type) {
+      case 'step.start': return write(`#${event.step} ${event.name}`);
+      case 'step.log': return write(`#${event.step} ${event.line}`);
+      case 'step.cache': return write(event.hit ? `#${event.step} CACHED` : `#${event.step} cache miss${event.reason ? `: ${event.reason}` : ''}`);
+      case 'step.layer': return write(`#${event.step} layer ${event.digest} (${event.size} bytes${event.files !== undefined ? `, ${event.files} files` : ''})`);
+      case 'step.bytes': return undefined;
+      case 'step.end':
+        if (event.status === 'error') return write(`#${event.step} ERROR: ${event.error ?? 'failed'}`);
+        return write(`#${event.step} ${event.note ? `${event.note} ` : ''}DONE ${(event.durationMs / 1000).toFixed(1)}s`);
+      case 'note': return write(event.line);
+      case 'summary': return write(`built ${event.digest} (${event.size} bytes) in ${(event.durationMs / 1000).toFixed(1)}s`);
+    }
+  };
 }

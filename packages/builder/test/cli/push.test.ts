@@ -1,5 +1,5 @@
 import { parseReference, type PushOptions } from '@stowage/registry-client';
-import { Progress } from '../../src/engine/progress.js';
+import { Progress, plainRenderer } from '../../src/engine/progress.js';
 import { mountCandidates, pushError, pushOutputs } from '../../src/export/registry.js';
 import { imageNames } from '../../src/cli/build-command.js';
 
@@ -36,7 +36,7 @@ describe('pushOutputs', () => {
       names: ['127.0.0.1:5000/e2e/app:v1', 'other.example/x'],
       insecureRegistries: [],
       baseImages: ['127.0.0.1:5000/library/busybox'],
-      progress: new Progress((l) => lines.push(l)),
+      progress: new Progress(plainRenderer((l) => lines.push(l))),
       client: () => ({
         push: async (ref, _image, opts = {}) => {
           calls.push({ ref: ref.toString(), opts });
@@ -63,7 +63,7 @@ describe('pushOutputs', () => {
     let n = 0;
     await expect(pushOutputs({
       store: undefined as never, written, names: ['h.example/a:1', 'h.example/b:1'], insecureRegistries: [], baseImages: [],
-      progress: new Progress((l) => lines.push(l)),
+      progress: new Progress(plainRenderer((l) => lines.push(l))),
       client: () => ({ push: async () => { n++; throw new Error('connect ECONNREFUSED'); } }),
     })).rejects.toThrow(/^push h\.example\/a:1: connect ECONNREFUSED$/);
     expect(n).toBe(1);

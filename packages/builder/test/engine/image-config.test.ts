@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { chainIds, nextChainId } from '../../src/engine/chain-id.js';
 import { DEFAULT_PATH, EnvList, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from '../../src/engine/image-config.js';
 import { formatPlatform, parsePlatform, platformArgs } from '../../src/engine/platform.js';
-import { Progress } from '../../src/engine/progress.js';
+import { Progress, plainRenderer } from '../../src/engine/progress.js';
 import { defaultStateRoot, openStateRoot } from '../../src/engine/state-root.js';
 
 describe('EnvList', () => {
@@ -102,7 +102,7 @@ describe('platform', () => {
 describe('progress', () => {
   test('numbers steps and prefixes their lines', () => {
     const lines: string[] = [];
-    const p = new Progress((l) => lines.push(l));
+    const p = new Progress(plainRenderer((l) => lines.push(l)));
     const a = p.start('first');
     a.log('output');
     a.done();
