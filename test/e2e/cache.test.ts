@@ -1,6 +1,7 @@
 // The build cache on --root: an unchanged rebuild runs nothing and gives the
-// same image digest; a context change reruns what reads the context, and a
-// step whose parent filesystem came out the same stays cached.
+// same image digest; a context change reruns only the steps that read the
+// changed file and those after them; a step whose parent filesystem came out
+// the same stays cached.
 import { readFile, writeFile } from 'node:fs/promises';
 import { makeWorkDir, runStowage, testEnv, type WorkDir } from '../lib/index.js';
 
@@ -39,16 +40,111 @@ describe('build cache', () => {
     expect(warm.iid).toBe(cold.iid);
   }, T);
 
-  test('a changed context file reruns the context copies; the RUN on an identical filesystem stays cached', async () => {
+  test('a changed context file reruns only the copy that reads it', async () => {
     const before = await build();
     await writeFile(work.path('b.txt'), 'changed\n');
     const after = await build();
-    expect(after.cached).toEqual(['RUN cat /a > /b && date +%s%N > /ran-at']);
+    expect(after.cached).toEqual(['COPY a.txt /a', 'RUN cat /a > /b && date +%s%N > /ran-at']);
     expect(after.iid).not.toBe(before.iid);
   }, T);
 
   test('--no-cache runs every step', async () => {
     const r = await build(['--no-cache']);
     expect(r.cached).toEqual([]);
+  }, T);
+});
+
+// Per-source keys and miss explanations over two stages: each step says why it ran.
+const MULTI = `FROM busybox AS deps
+ARG VERSION=1
+COPY lib/ /lib-src/
+RUN cat /lib-src/* > /deps.txt && echo "$VERSION" >> /deps.txt
+FROM busybox AS app
+COPY src/ /src/
+RUN cat /src/* > /app.txt
+COPY --from=deps /deps.txt /deps.txt
+`;
+
+describe('cache keys per source, and why a step missed', () => {
+  let work: WorkDir;
+  beforeAll(async () => {
+    work = await makeWorkDir({
+      Dockerfile: MULTI, '.dockerignore': '**/*.log\n', 'lib/a.txt': 'lib\n', 'src/app.c': 'app\n', 'src/util.c': 'util\n',
+      'notes.md': 'not read by any step\n', 'debug.log': 'ignored\n',
+    });
+  }, T);
+  afterAll(async () => {
+    await work?.rm();
+  }, T);
+
+  /** Each step's label (without the `[stage n/m]` prefix) → 'CACHED' or its miss reason. */
+  const build = async (extra: string[] = []) => {
+    const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '--progress', 'plain',
+      '--iidfile', `${work.base}/iid`, ...extra, '-o', `${work.base}/out.tar`, '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    const labels = new Map<string, string>();
+    for (const m of r.stderr.matchAll(/^#(\d+) \[(\S+) \d+\/\d+\] (.*)$/gm)) labels.set(m[1]!, `${m[2]}: ${m[3]}`);
+    const steps: Record<string, string> = {};
+    for (const m of r.stderr.matchAll(/^#(\d+) (CACHED|cache miss: (.*))$/gm)) steps[labels.get(m[1]!)!] = m[3] ?? 'CACHED';
+    return { steps, iid: await readFile(`${work.base}/iid`, 'utf8') };
+  };
+
+  test('cold: every step says it never ran here', async () => {
+    const { steps } = await build();
+    expect(Object.keys(steps)).toHaveLength(5);
+    for (const reason of Object.values(steps)) expect(reason).toBe('no earlier build of this step on this --root');
+  }, T);
+
+  test('files no step reads, and ignored files, change nothing', async () => {
+    const before = await build();
+    await writeFile(work.path('notes.md'), 'edited\n');
+    await writeFile(work.path('debug.log'), 'edited\n');
+    await writeFile(work.path('lib/b.log'), 'ignored too\n');
+    const after = await build();
+    expect(Object.values(after.steps).every((s) => s === 'CACHED')).toBe(true);
+    expect(after.iid).toBe(before.iid);
+  }, T);
+
+  test('one source file changed: only its readers rerun, and they name it', async () => {
+    await writeFile(work.path('src/app.c'), 'app v2\n');
+    const { steps } = await build();
+    expect(steps).toEqual({
+      'deps: COPY lib/ /lib-src/': 'CACHED',
+      'deps: RUN cat /lib-src/* > /deps.txt && echo "$VERSION" >> /deps.txt': 'CACHED',
+      'app: COPY src/ /src/': 'src/app.c changed',
+      'app: RUN cat /src/* > /app.txt': 'src/app.c changed',
+      'app: COPY --from=deps /deps.txt /deps.txt': 'src/app.c changed',
+    });
+  }, T);
+
+  test('a build arg changed: named in the stage, and through COPY --from', async () => {
+    const { steps } = await build(['--build-arg', 'VERSION=2']);
+    expect(steps['deps: COPY lib/ /lib-src/']).toBe('CACHED');
+    expect(steps['deps: RUN cat /lib-src/* > /deps.txt && echo "$VERSION" >> /deps.txt']).toBe('build arg VERSION changed');
+    expect(steps['app: COPY src/ /src/']).toBe('CACHED');
+    expect(steps['app: COPY --from=deps /deps.txt /deps.txt']).toBe('--from=deps changed: build arg VERSION changed');
+  }, T);
+
+  test('--no-cache-filter reruns one stage; a rerun with the same result keeps what follows cached', async () => {
+    await build();
+    const { steps } = await build(['--no-cache-filter', 'deps']);
+    expect(steps['deps: COPY lib/ /lib-src/']).toBe('--no-cache-filter deps');
+    expect(steps['deps: RUN cat /lib-src/* > /deps.txt && echo "$VERSION" >> /deps.txt']).toBe('--no-cache-filter deps');
+    // Same bytes and (clamped) times: the same chain ID, so the copy from it is still a hit.
+    expect(steps['app: COPY --from=deps /deps.txt /deps.txt']).toBe('CACHED');
+    expect(steps['app: RUN cat /src/* > /app.txt']).toBe('CACHED');
+  }, T);
+
+  test('an edited instruction says what it was', async () => {
+    await writeFile(work.path('Dockerfile'), MULTI.replace('RUN cat /src/* > /app.txt', 'RUN cat /src/* > /app.txt && echo edited >> /app.txt'));
+    const { steps } = await build();
+    expect(steps['app: RUN cat /src/* > /app.txt && echo edited >> /app.txt']).toBe('instruction changed (was: RUN /bin/sh -c cat /src/* > /app.txt)');
+    expect(steps['app: COPY --from=deps /deps.txt /deps.txt']).toBe('instruction changed (was: RUN /bin/sh -c cat /src/* > /app.txt)');
+  }, T);
+
+  test('an unknown --no-cache-filter stage is refused before anything runs', async () => {
+    const r = await runStowage(['build', '--root', work.root, '--no-cache-filter', 'nope', '-o', `${work.base}/x.tar`, '.'], { cwd: work.dir, timeoutMs: T });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--no-cache-filter nope: no stage of that name/);
   }, T);
 });

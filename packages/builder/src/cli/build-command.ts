@@ -32,6 +32,8 @@ export interface BuildCommandArgs {
   network: 'host' | 'none';
   snapshotter: 'auto' | 'overlay' | 'native';
   noCache?: boolean;
+  /** `--no-cache-filter`: stages whose steps ignore the cache. */
+  noCacheFilter?: string[];
   root?: string;
   /** `--iidfile`: the image ID (config digest) is written there. */
   iidfile?: string;
@@ -121,6 +123,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     network: args.network,
     snapshotter: args.snapshotter,
     noCache: args.noCache ?? false,
+    noCacheFilter: args.noCacheFilter ?? [],
     ignoreOwnership: mode === 'single',
     progress,
   });

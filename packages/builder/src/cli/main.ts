@@ -9,6 +9,8 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   await yargs(argv)
     .scriptName('stowage')
+    // `--no-cache` and `--no-cache-filter` are flags of their own, as in docker build, not negations.
+    .parserConfiguration({ 'boolean-negation': false })
     .usage('$0 <command> [options]\n\nDaemonless, rootless container image builder for Dockerfiles.')
     .command(
       'build [context]',
@@ -49,7 +51,8 @@ async function main(argv: string[]): Promise<number> {
         .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP, for pulls and pushes (repeatable; loopback always is)' })
         .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
-        .option('cache', { type: 'boolean', default: true, describe: 'Reuse RUN/COPY/ADD/WORKDIR results of earlier builds on this --root (--no-cache runs every step)' })
+        .option('no-cache', { type: 'boolean', default: false, describe: 'Run every step; results of earlier builds on this --root are not reused (new results are still recorded)' })
+        .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Run every step of this stage (name or index) without the build cache (repeatable)' })
         .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
         .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output on stderr (plain is the only format so far; auto means plain)' })
         .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
@@ -72,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
             insecureRegistries: args['insecure-registry'],
             network: args.network,
             snapshotter: args.snapshotter,
-            noCache: !args.cache,
+            noCache: args['no-cache'],
+            noCacheFilter: args['no-cache-filter'],
             root: args.root,
             iidfile: args.iidfile,
             metadataFile: args['metadata-file'],

@@ -12,7 +12,8 @@ import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
-import { BuildCache, contextDigest, type CacheRecord } from './cache.js';
+import { BuildCache, changedInputs, type CacheRecord, type StepIdentity, type StepTrace } from './cache.js';
+import { indexContext, sourcePrefix, type ContextIndex } from './context-index.js';
 import { parseChmod, ChmodError } from './chmod.js';
 import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dockerignore.js';
 import { ArchiveError } from './archive.js';
@@ -47,6 +48,8 @@ export interface BuildOptions {
   parallelism?: number;
   /** Run every step, ignoring the build cache (results are still recorded). */
   noCache?: boolean;
+  /** Stages (by name or index) whose steps ignore the build cache. */
+  noCacheFilter?: string[];
 }
 
 /** A layer of the image being built, with what the config and manifest need. */
@@ -62,6 +65,11 @@ export interface StageResult {
   config: ImageConfig;
   /** ARGs declared in the stage, which a stage built FROM it inherits (empty for images). */
   args: ReadonlyMap<string, string>;
+  /**
+   * Why this result may differ from the last build's, for explaining cache
+   * misses of steps that build on it: the stage's latest miss, else its base's.
+   */
+  changeReason?: string;
 }
 
 export interface BuildResult {
@@ -80,6 +88,18 @@ interface StageState extends StageResult {
   args: Map<string, string>;
   /** Shell for shell-form RUN/CMD/ENTRYPOINT, from SHELL. */
   shell: string[];
+  /** The stage's name, or its index. */
+  label: string;
+  /** Index of the instruction being run in the stage (ONBUILD triggers first). */
+  position: number;
+}
+
+/** What a cache miss can say about inputs that changed, beyond their names. */
+interface ChangeHints {
+  /** The context paths a COPY/ADD reads, to name the files that changed. */
+  contextPrefixes?: string[];
+  /** Why a `--from` stage's result changed. */
+  from?: string;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -124,9 +144,16 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       throw new InvalidOptionError(`--platform: ${(err as Error).message}`);
     }
   }
+  const epoch = sourceDateEpoch(opts.buildArgs ?? {});
   const lex = new ShellLex(df.escapeToken);
   const args = new BuildArgScope(opts.buildArgs ?? {}, platformArgs(target, build), df.metaArgs, (w, env) => lex.processWord(w, env), file);
   const plan = planBuild(df, args.global, file, opts.target);
+  const noCacheFilter = new Set(opts.noCacheFilter ?? []);
+  for (const name of noCacheFilter) {
+    if (!df.stages.some((s) => s.name === name.toLowerCase() || String(s.index) === name)) {
+      throw new InvalidOptionError(`--no-cache-filter ${name}: no stage of that name in ${file}`);
+    }
+  }
 
   const state = await openStateRoot(opts.stateRoot);
   const store = await ContentStore.open(state.content);
@@ -160,11 +187,17 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress,
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
-    cache: new BuildCache(posix.join(state.root, 'cache'), !opts.noCache),
+    cache: new BuildCache(posix.join(state.root, 'cache')),
+    cacheBypass: (stage) => {
+      if (opts.noCache) return '--no-cache';
+      return noCacheFilter.has(stage) ? `--no-cache-filter ${stage}` : undefined;
+    },
+    dockerfilePath, epoch,
   });
   try {
     const image = await engine.stage(plan.target);
-    const unused = args.unused();
+    // SOURCE_DATE_EPOCH is the build's own argument (BuildKit's too): never "unused".
+    const unused = args.unused().filter((name) => name !== 'SOURCE_DATE_EPOCH');
     if (unused.length > 0) progress.note(`warning: build arguments not consumed by any instruction: ${unused.join(', ')}`);
     const targetStage = plan.stages[plan.target]!.stage;
     return { image, store, state, stageName: targetStage.name ?? String(targetStage.index), baseImages: engine.pulledImages(), close };
@@ -174,6 +207,19 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     await close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The build's time, in seconds since 1970: image `created`, history times,
+ * and the clamp for file times in new layers. SOURCE_DATE_EPOCH from
+ * `--build-arg` or the environment; else 0, so that the same inputs give the
+ * same image digest on any machine and any day (reproducible by default).
+ */
+function sourceDateEpoch(buildArgs: Record<string, string>): number {
+  const raw = buildArgs.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === '') return 0;
+  if (!/^\d{1,12}$/.test(raw)) throw new InvalidOptionError(`SOURCE_DATE_EPOCH=${raw}: expected whole seconds since 1970`);
+  return Number(raw);
 }
 
 function withFile<T>(fn: () => T, file: string): T {
@@ -202,6 +248,11 @@ interface EngineContext {
   /** Bounds the steps and pulls running at once across concurrent stages. */
   steps: Semaphore;
   cache: BuildCache;
+  /** Why the build cache is not used for a stage's steps (`--no-cache`…), or undefined when it is. */
+  cacheBypass: (stage: string) => string | undefined;
+  dockerfilePath: string;
+  /** SOURCE_DATE_EPOCH, or 0: see sourceDateEpoch(). */
+  epoch: number;
   network: NetworkMode;
   ignoreOwnership: boolean;
 }
@@ -226,12 +277,12 @@ class Engine {
     return [...new Set([...this.imageRuns.keys()].map((key) => key.split(' ')[0]!))];
   }
 
-  private contextDigestRun: Promise<string> | undefined;
+  private contextIndexRun: Promise<ContextIndex> | undefined;
 
-  /** Digest of the build context, computed once per build when a context COPY/ADD needs it. */
-  private contextDigest(): Promise<string> {
-    this.contextDigestRun ??= contextDigest(this.ctx.contextDir);
-    return this.contextDigestRun;
+  /** The context's files after .dockerignore, indexed once per build when a context COPY/ADD needs them. */
+  private contextIndex(): Promise<ContextIndex> {
+    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'));
+    return this.contextIndexRun;
   }
 
   /** Resolves once every stage and pull that was started has finished, failed or not. */
@@ -255,6 +306,7 @@ class Engine {
     const line = planned.stage.range.start;
     const platform = this.stagePlatform(planned);
     const [base] = await Promise.all([this.source(planned.base, line, platform), ...[...planned.deps].map((d) => this.stage(d))]);
+    const label = planned.stage.name ?? String(planned.stage.index);
     const st: StageState = {
       snapshot: base.snapshot,
       layers: [...base.layers],
@@ -262,8 +314,10 @@ class Engine {
       // A stage based on another stage inherits its ARGs; an image brings none.
       args: new Map(base.args),
       shell: base.config.config?.Shell ?? DEFAULT_SHELL,
+      label,
+      position: 0,
+      ...(base.changeReason !== undefined ? { changeReason: base.changeReason } : {}),
     };
-    const label = planned.stage.name ?? String(planned.stage.index);
     // ONBUILD triggers of the base run first, then leave the config: they are not inherited further.
     const triggers = this.onBuildTriggers(st, planned);
     const commands = [...triggers, ...planned.stage.commands];
@@ -272,6 +326,7 @@ class Engine {
       // Once any stage failed, the others stop at their next instruction.
       if (this.failure) throw this.failure;
       const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${cmd.original.split('\n')[0]}`);
+      st.position = i;
       try {
         await this.dispatch(cmd, st, planned, step);
         step.done();
@@ -282,8 +337,8 @@ class Engine {
         throw located;
       }
     }
-    st.config.created = this.stableTime(st);
-    return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args };
+    st.config.created = this.created();
+    return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args, ...(st.changeReason !== undefined ? { changeReason: st.changeReason } : {}) };
   }
 
   /** `FROM --platform=…` (expanded with the global ARGs), else the build's target platform. */
@@ -396,7 +451,7 @@ class Engine {
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
     }
     step.done();
-    return { snapshot: parent, layers, config: image.config, args: new Map() };
+    return { snapshot: parent, layers, config: image.config, args: new Map(), changeReason: `base image ${ref} changed (now ${image.manifestDigest})` };
   }
 
   /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV. */
@@ -500,24 +555,12 @@ class Engine {
   }
 
   private metadataOnly(st: StageState, createdBy: string): void {
-    addHistory(st.config, { created: this.stableTime(st), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+    addHistory(st.config, { created: this.created(), created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
   }
 
-  /**
-   * The time of an instruction that changes only the config: SOURCE_DATE_EPOCH
-   * when set, else the time of the entry before it. Filesystem steps take
-   * theirs from the build cache on a hit, so an unchanged rebuild gives the
-   * same history, the same config and the same image digest.
-   */
-  private stableTime(st: StageState): string {
-    const epoch = process.env.SOURCE_DATE_EPOCH;
-    if (epoch && /^\d+$/.test(epoch)) return this.now();
-    return st.config.history?.at(-1)?.created ?? st.config.created ?? new Date(0).toISOString();
-  }
-
-  private now(): string {
-    const epoch = process.env.SOURCE_DATE_EPOCH;
-    return (epoch && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000) : new Date()).toISOString();
+  /** Every time this build writes (config, history) is the build's epoch, so equal inputs give equal digests. */
+  private created(): string {
+    return new Date(this.ctx.epoch * 1000).toISOString();
   }
 
   /**
@@ -529,13 +572,59 @@ class Engine {
    * `inputs` is everything besides the parent filesystem that the step's result
    * depends on; with it the step is looked up in the build cache first.
    */
-  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>, inputs?: unknown): Promise<void> {
+  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>, inputs?: Record<string, unknown>, hints: ChangeHints = {}): Promise<void> {
     return this.ctx.steps.run(async () => {
-      const cacheKey = inputs === undefined ? undefined : this.ctx.cache.key({ parent: st.snapshot ?? null, platform: this.ctx.target, createdBy, inputs });
-      if (cacheKey !== undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) return;
+      if (inputs === undefined) {
+        await this.runFilesystemStep(st, createdBy, step, mutate);
+        return;
+      }
+      const parent = st.snapshot ?? null;
+      const cacheKey = this.ctx.cache.key({ parent, platform: this.ctx.target, createdBy, inputs });
+      const identity: StepIdentity = { dockerfile: this.ctx.dockerfilePath, stage: st.label, position: st.position, platform: formatPlatform(this.ctx.target), createdBy };
+      const trace: StepTrace = { createdBy, parent, inputs };
+      const bypass = this.ctx.cacheBypass(st.label);
+      if (bypass === undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) {
+        await this.ctx.cache.saveTrace(identity, trace);
+        return;
+      }
+      const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
+      step.cacheMiss(reason);
+      st.changeReason = reason;
       const record = await this.runFilesystemStep(st, createdBy, step, mutate);
-      if (cacheKey !== undefined) await this.ctx.cache.put(cacheKey, record);
+      await this.ctx.cache.put(cacheKey, record);
+      await this.ctx.cache.saveTrace(identity, trace);
     });
+  }
+
+  /**
+   * Why a step missed the cache, from the last run of the same step on this
+   * root: the instruction, the filesystem it starts from (named by the earlier
+   * change that caused it), a context file, an argument…
+   */
+  private async explainMiss(identity: StepIdentity, trace: StepTrace, st: StageState, hints: ChangeHints): Promise<string> {
+    const last = await this.ctx.cache.lastTrace(identity);
+    if (!last) return 'no earlier build of this step on this --root';
+    if (last.samePosition) return `instruction changed (was: ${clip(last.trace.createdBy)})`;
+    const before = last.trace;
+    if (before.parent !== trace.parent) return st.changeReason ?? 'the filesystem it starts from changed';
+    const changed = changedInputs(before.inputs, trace.inputs);
+    if (changed.length === 0) return 'no cache record (pruned, or written by an interrupted build)';
+    const reasons: string[] = [];
+    for (const input of changed) {
+      if (input.startsWith('env:')) {
+        const name = input.slice(4);
+        const declaredArg = st.args.has(name) && !new EnvList(st.config.config?.Env ?? []).has(name);
+        reasons.push(`${declaredArg ? 'build arg' : 'ENV'} ${name} changed`);
+      } else if (input === 'context') {
+        const described = hints.contextPrefixes ? (await this.contextIndex()).describeChange(hints.contextPrefixes) : undefined;
+        reasons.push(described ?? 'build context files changed');
+      } else if (input === 'from') {
+        reasons.push(hints.from ?? 'the --from source changed');
+      } else {
+        reasons.push(`${input} changed`);
+      }
+    }
+    return reasons.join('; ');
   }
 
   /** A cache hit: the step's snapshot and layer, when both still exist on this root. */
@@ -563,9 +652,8 @@ class Engine {
     try {
       await mutate(rootfs, key);
       const tmp = this.ctx.store.tempPath();
-      const epoch = process.env.SOURCE_DATE_EPOCH;
-      const layer = await this.ctx.snapshots.diff(key, tmp, epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {});
-      const created = this.now();
+      const layer = await this.ctx.snapshots.diff(key, tmp, { sourceDateEpoch: this.ctx.epoch });
+      const created = this.created();
       if (layer.empty) {
         await rm(tmp, { force: true });
         addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
@@ -625,17 +713,18 @@ class Engine {
     }
     const exclude = cmd.exclude.map((e) => this.expand(e, st));
     const parents = cmd.parents === true;
-    const epoch = process.env.SOURCE_DATE_EPOCH;
-    const inlineMtime = epoch && /^\d+$/.test(epoch) ? Number(epoch) : Math.floor(Date.now() / 1000);
+    const inlineMtime = this.ctx.epoch;
 
     let sourceRoot = this.ctx.contextDir;
     let sourceKind: 'context' | 'rootfs' = 'context';
     let fromIdentity: string | undefined;
+    let fromReason: string | undefined;
     let release: (() => Promise<void>) | undefined;
     if (cmd.from !== undefined) {
       const src = planned.copySources.get(cmd.from) ?? this.lateCopySource(cmd.from, planned, cmd.range.start);
       const result = await this.source(src, cmd.range.start);
       fromIdentity = result.snapshot ?? 'empty';
+      fromReason = result.changeReason !== undefined ? `--from=${cmd.from} changed: ${result.changeReason}` : undefined;
       sourceKind = 'rootfs';
       if (result.snapshot === undefined) {
         sourceRoot = posix.join(this.ctx.state.buildTmp, `empty-${++this.stepCounter}`);
@@ -647,6 +736,7 @@ class Engine {
         release = () => this.ctx.snapshots.release(viewPath);
       }
     }
+    const contextPrefixes = sources.map(sourcePrefix);
     try {
       await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
         const chown = cmd.chown !== undefined
@@ -677,9 +767,10 @@ class Engine {
         op: name, sources, inline, dest, chown: cmd.chown !== undefined ? this.expand(cmd.chown, st) : undefined,
         chmod: cmd.chmod !== undefined ? this.expand(cmd.chmod, st) : undefined, exclude, parents,
         unpack: cmd.kind === 'ADD' && cmd.unpack !== false, ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
-        // A stage or image is named by its chain ID (its content); the context by a digest of its files.
-        from: fromIdentity ?? (sources.length > 0 ? await this.contextDigest() : 'heredocs-only'),
-      });
+        // A stage or image is named by its chain ID (its content); the context by a digest of the files the sources can read.
+        from: fromIdentity,
+        context: fromIdentity === undefined && sources.length > 0 ? (await this.contextIndex()).digestFor(contextPrefixes) : undefined,
+      }, { contextPrefixes, ...(fromReason !== undefined ? { from: fromReason } : {}) });
     } finally {
       await release?.();
     }
@@ -743,6 +834,12 @@ class Engine {
     const script = [line, ...cmd.heredocs.map((h) => `${h.content.endsWith('\n') ? h.content : `${h.content}\n`}${h.name}`)].join('\n');
     return { args: [...st.shell, script], scripts: [] };
   }
+}
+
+/** A long instruction shortened for a one-line message. */
+function clip(text: string): string {
+  const line = text.split('\n')[0]!;
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
 /** A COPY source naming a heredoc: `<<EOF`, `<<-EOF`, `<<"EOF"`. */

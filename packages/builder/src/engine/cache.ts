@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '@stowage/registry-client';
 
@@ -22,7 +21,7 @@ export interface CacheRecord {
 const VERSION = 1;
 
 export class BuildCache {
-  constructor(private readonly dir: string, readonly enabled: boolean) {}
+  constructor(private readonly dir: string) {}
 
   /** sha256 of the canonical JSON of `parts` (object keys sorted). */
   key(parts: unknown): string {
@@ -30,21 +29,99 @@ export class BuildCache {
   }
 
   async get(key: string): Promise<CacheRecord | undefined> {
-    if (!this.enabled) return undefined;
+    const file = join(this.dir, `${key}.json`);
+    let record: CacheRecord;
     try {
-      return JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as CacheRecord;
+      record = JSON.parse(await readFile(file, 'utf8')) as CacheRecord;
     } catch {
       return undefined;
     }
+    // The record's mtime is its last use: `prune --keep-storage` drops the least recently used first.
+    const now = new Date();
+    await utimes(file, now, now).catch(() => undefined);
+    return record;
   }
 
-  /** Written temp + rename: a crash never leaves a half-written record. */
   async put(key: string, record: CacheRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.${key}.${randomBytes(6).toString('hex')}`);
-    await writeFile(tmp, JSON.stringify(record));
-    await rename(tmp, join(this.dir, `${key}.json`));
+    await writeAtomically(this.dir, `${key}.json`, JSON.stringify(record));
   }
+
+  /**
+   * The last run of a step, found by what it is (stage and instruction) and by
+   * where it is (stage and position), for explaining the next miss.
+   */
+  async lastTrace(identity: StepIdentity): Promise<{ trace: StepTrace; samePosition: boolean } | undefined> {
+    for (const [name, samePosition] of [[traceName(identity, 'text'), false], [traceName(identity, 'position'), true]] as const) {
+      try {
+        const trace = JSON.parse(await readFile(join(this.dir, 'steps', name), 'utf8')) as StepTrace;
+        if (!samePosition || trace.createdBy !== identity.createdBy) return { trace, samePosition };
+      } catch {
+        // No earlier run known under this name.
+      }
+    }
+    return undefined;
+  }
+
+  async saveTrace(identity: StepIdentity, trace: StepTrace): Promise<void> {
+    const text = JSON.stringify(trace);
+    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'text'), text);
+    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'position'), text);
+  }
+}
+
+/** Where a filesystem step sits in a build: enough to find its last run. */
+export interface StepIdentity {
+  dockerfile: string;
+  stage: string;
+  position: number;
+  platform: string;
+  createdBy: string;
+}
+
+/** What a step's cache key was made of the last time it ran. */
+export interface StepTrace {
+  createdBy: string;
+  parent: string | null;
+  inputs: Record<string, unknown>;
+}
+
+function traceName(id: StepIdentity, by: 'text' | 'position'): string {
+  const what = by === 'text' ? id.createdBy : `#${id.position}`;
+  return `${createHash('sha256').update(canonicalJson([id.dockerfile, id.stage, id.platform, what])).digest('hex')}.json`;
+}
+
+/**
+ * The top-level inputs whose values differ between two runs of a step, in a
+ * stable order; `env` is compared per variable, so the answer can name one.
+ */
+export function changedInputs(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const key of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+    if (canonicalJson(before[key]) === canonicalJson(after[key])) continue;
+    if (key === 'env' && Array.isArray(before[key]) && Array.isArray(after[key])) {
+      const a = envMap(before[key] as string[]);
+      const b = envMap(after[key] as string[]);
+      for (const name of [...new Set([...a.keys(), ...b.keys()])].sort()) if (a.get(name) !== b.get(name)) out.push(`env:${name}`);
+    } else {
+      out.push(key);
+    }
+  }
+  return out;
+}
+
+function envMap(list: string[]): Map<string, string> {
+  return new Map(list.map((kv) => {
+    const i = kv.indexOf('=');
+    return i < 0 ? [kv, ''] : [kv.slice(0, i), kv.slice(i + 1)];
+  }));
+}
+
+/** Written temp + rename: a crash never leaves a half-written file. */
+async function writeAtomically(dir: string, name: string, text: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}`);
+  await writeFile(tmp, text);
+  await rename(tmp, join(dir, name));
 }
 
 function canonicalJson(value: unknown): string {
@@ -54,30 +131,4 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value ?? null);
-}
-
-/**
- * A digest of the whole build context: every path, type, mode, link target
- * and file content. Deliberately coarse (ignored files count too): a change
- * anywhere in the context reruns the COPY/ADD steps that read from it, never
- * the other way round.
- */
-export async function contextDigest(root: string): Promise<string> {
-  const hash = createHash('sha256');
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(root, rel))).sort();
-    for (const name of names) {
-      const path = rel === '' ? name : `${rel}/${name}`;
-      const st = await lstat(join(root, path));
-      hash.update(`${path}\0${st.mode.toString(8)}\0`);
-      if (st.isDirectory()) await walk(path);
-      else if (st.isSymbolicLink()) hash.update(`${await readlink(join(root, path))}\0`);
-      else if (st.isFile()) {
-        hash.update(`${st.size}\0`);
-        for await (const chunk of createReadStream(join(root, path))) hash.update(chunk as Buffer);
-      }
-    }
-  };
-  await walk('');
-  return `sha256:${hash.digest('hex')}`;
 }
