@@ -84,8 +84,10 @@ export function testEnv(): TestEnv {
     throw new TestEnvError(`the registry at http://${registry}/v2/ does not answer 200 (${(probe.stderr || `exit ${probe.status}`).trim()})`);
   }
 
-  const cliDir = path.join(stateDir, 'cli');
+  // One copy per checkout: test runs of two checkouts at once must not run each other's CLI.
+  const cliDir = path.join(stateDir, 'cli', sha(Buffer.from(repoRoot)).slice(0, 12));
   fs.mkdirSync(cliDir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(path.dirname(cliDir), 0o755);
   fs.chmodSync(cliDir, 0o755);
   const cliPath = path.join(cliDir, 'stowage.mjs');
   const bundle = path.join(repoRoot, 'packages', 'builder', 'dist', 'stowage.mjs');
