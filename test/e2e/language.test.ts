@@ -950,15 +950,16 @@ describe('Dockerfile language (as documented by the Dockerfile reference / Build
       expect(r.stderr).toMatch(/error: Dockerfile:2: RUN exit 3: .*exit code 3/);
     }, T);
 
-    // Planned features (README: "ADD, HEALTHCHECK and RUN --mount fail with 'not supported yet'").
+    // Planned features (README: "RUN --mount fails with 'not supported yet'").
     test('RUN --mount=type=cache fails with "not supported yet" naming the line', async () => {
       const r = await fail('mount');
       expect(r.stderr).toMatch(/error: Dockerfile:2: .*not supported yet/);
     }, T);
 
-    test('ADD <url> fails with "not supported yet" naming the line', async () => {
+    // test/e2e/add-remote.test.ts covers ADD <url> and ADD <git repository> themselves.
+    test('ADD <url> of a host that does not resolve fails naming the URL and the line', async () => {
       const r = await fail('addurl');
-      expect(r.stderr).toMatch(/error: Dockerfile:2: .*not supported yet/);
+      expect(r.stderr).toMatch(/error: Dockerfile:2: ADD https:\/\/example\.invalid\/x: /);
     }, T);
   });
 });

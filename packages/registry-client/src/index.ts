@@ -14,5 +14,5 @@ export {
   type CredentialSource,
   type Credentials,
 } from './auth/docker-config.js';
-export { isLoopbackHost, type RetryOptions } from './transport.js';
+export { isLoopbackHost, Transport, HttpResponse, type RetryOptions, type TransportOptions } from './transport.js';
 export { DEFAULT_CHUNK_THRESHOLD, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';

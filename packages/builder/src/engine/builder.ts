@@ -17,6 +17,8 @@ import { indexContext, sourcePrefix, type ContextIndex } from './context-index.j
 import { parseChmod, ChmodError } from './chmod.js';
 import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dockerignore.js';
 import { ArchiveError } from './archive.js';
+import { prepareAddSources, refuseRemoteForCopy, toBuildError, type AddSources } from './add-remote.js';
+import { redactUrl, redactUrlsIn } from './redact-url.js';
 import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
 import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
@@ -325,7 +327,7 @@ class Engine {
     for (const [i, cmd] of commands.entries()) {
       // Once any stage failed, the others stop at their next instruction.
       if (this.failure) throw this.failure;
-      const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${cmd.original.split('\n')[0]}`);
+      const step = this.ctx.progress.start(`[${label} ${i + 2}/${total + 1}] ${redactUrlsIn(cmd.original.split('\n')[0]!)}`);
       st.position = i;
       try {
         await this.dispatch(cmd, st, planned, step);
@@ -686,15 +688,10 @@ class Engine {
     }, { op: 'workdir', dir });
   }
 
-  /** COPY, and ADD of local files (where tar archives unpack); remote ADD sources come later. */
+  /** COPY, and ADD of local files (where tar archives unpack), URLs and git repositories (add-remote.ts). */
   private async copy(cmd: Extract<Command, { kind: 'COPY' | 'ADD' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
     const name = cmd.kind;
     if (cmd.link) step.log('note: --link is accepted; the layer is built the same way');
-    if (cmd.kind === 'ADD') {
-      const remote = cmd.sources.find((src) => /^[a-z][a-z0-9+.-]*:\/\//i.test(src) || /^git@/.test(src));
-      if (remote !== undefined) throw new NotSupportedError(`ADD from a URL or git repository (${remote}) is not supported yet`);
-      if (cmd.checksum !== undefined || cmd.keepGitDir !== undefined) throw new NotSupportedError('ADD --checksum and --keep-git-dir apply to remote sources, which are not supported yet');
-    }
     const cfg = containerConfig(st.config);
     const env = this.expansionEnv(st);
     const heredocNames = new Set(cmd.heredocs.map((h) => h.name));
@@ -714,6 +711,19 @@ class Engine {
     const exclude = cmd.exclude.map((e) => this.expand(e, st));
     const parents = cmd.parents === true;
     const inlineMtime = this.ctx.epoch;
+    // Remote sources are resolved before the cache lookup: their key is a digest or a commit.
+    let added: AddSources | undefined;
+    if (cmd.kind === 'COPY') refuseRemoteForCopy(sources);
+    else {
+      added = await prepareAddSources(sources, {
+        dest, inlineCount: inline.length, keepGitDir: cmd.keepGitDir === true, tmp: this.ctx.state.buildTmp,
+        ...(cmd.checksum !== undefined ? { checksum: this.expand(cmd.checksum, st) } : {}),
+        ...(cmd.unpack !== undefined ? { unpack: cmd.unpack } : {}),
+        log: (line) => step.log(line), bytes: (id, current, total) => step.bytes(id, current, total),
+      });
+    }
+    const localSources = added?.local ?? sources;
+    const remote = added?.remote ?? [];
 
     let sourceRoot = this.ctx.contextDir;
     let sourceKind: 'context' | 'rootfs' = 'context';
@@ -736,9 +746,9 @@ class Engine {
         release = () => this.ctx.snapshots.release(viewPath);
       }
     }
-    const contextPrefixes = sources.map(sourcePrefix);
+    const contextPrefixes = localSources.map(sourcePrefix);
     try {
-      await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources, ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
+      await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources.map(redactUrl), ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
         const chown = cmd.chown !== undefined
           ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
             throw new InstructionError(`${name} --chown: ${err.message}`);
@@ -755,24 +765,35 @@ class Engine {
         const unpackArchives = cmd.kind === 'ADD' && cmd.unpack !== false
           ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership }
           : undefined;
+        const warn = (m: string) => step.log(`warning: ${m}`);
         try {
-          await copyInto(rootfs, { sourceRoot, sourceKind, sources, inline, dest, owner, chmod, inlineMtime, exclude, parents, ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, (m) => step.log(`warning: ${m}`));
+          if (localSources.length > 0 || inline.length > 0 || remote.length === 0) {
+            await copyInto(rootfs, { sourceRoot, sourceKind, sources: localSources, inline, dest, owner, chmod, inlineMtime, exclude, parents, ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, warn);
+          }
+          for (const r of remote) {
+            const files = await r.materialize();
+            const unpack = files.unpack ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership } : undefined;
+            await copyInto(rootfs, { sourceRoot: files.sourceRoot, sourceKind: 'rootfs', sources: files.sources, inline: [], dest: files.dest, owner, chmod, inlineMtime, exclude, ...(unpack ? { unpackArchives: unpack } : {}), ...(setOwner ? { setOwner } : {}) }, warn);
+          }
           if (recorded.size > 0) await this.ctx.snapshots.recordOwners(key, { set: recorded, removed: [] });
         } catch (err) {
           if (err instanceof CopyError) throw new CopySourceError(`${name} failed: ${err.message}`);
           if (err instanceof ArchiveError) throw new InstructionError(`${name} failed: ${err.message}`);
-          throw err;
+          throw toBuildError(err);
         }
       }, {
-        op: name, sources, inline, dest, chown: cmd.chown !== undefined ? this.expand(cmd.chown, st) : undefined,
+        op: name, sources: localSources, inline, dest, chown: cmd.chown !== undefined ? this.expand(cmd.chown, st) : undefined,
         chmod: cmd.chmod !== undefined ? this.expand(cmd.chmod, st) : undefined, exclude, parents,
         unpack: cmd.kind === 'ADD' && cmd.unpack !== false, ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
         // A stage or image is named by its chain ID (its content); the context by a digest of the files the sources can read.
         from: fromIdentity,
-        context: fromIdentity === undefined && sources.length > 0 ? (await this.contextIndex()).digestFor(contextPrefixes) : undefined,
+        context: fromIdentity === undefined && localSources.length > 0 ? (await this.contextIndex()).digestFor(contextPrefixes) : undefined,
+        // Remote sources by content digest, checksum or commit: never by URL credentials.
+        remote: remote.length > 0 ? remote.map((r) => r.identity) : undefined,
       }, { contextPrefixes, ...(fromReason !== undefined ? { from: fromReason } : {}) });
     } finally {
       await release?.();
+      await added?.cleanup();
     }
   }
 
