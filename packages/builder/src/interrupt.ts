@@ -7,6 +7,25 @@ type Cleanup = () => Promise<void>;
 
 const cleanups = new Set<Cleanup>();
 let installed = false;
+let interrupted: { done: Promise<void>; exitCode: number } | undefined;
+let notice = (line: string): void => {
+  process.stderr.write(`\n${line}\n`);
+};
+
+/** Where the "interrupted" line goes: the CLI routes it through its progress output (e.g. as a JSON event). */
+export function setInterruptNotice(write: (line: string) => void): void {
+  notice = write;
+}
+
+/**
+ * Set once SIGINT/SIGTERM arrived: `done` settles when the cleanups have
+ * run, right before the process exits with `exitCode`. The build fails at
+ * the same time (its container was killed) and must not exit first, which
+ * would cut the cleanups short.
+ */
+export function interruption(): { done: Promise<void>; exitCode: number } | undefined {
+  return interrupted;
+}
 
 export function onInterrupt(cleanup: Cleanup): () => void {
   install();
@@ -25,8 +44,10 @@ function install(): void {
   if (installed) return;
   installed = true;
   const handler = (signal: NodeJS.Signals, code: number) => () => {
-    process.stderr.write(`\ninterrupted (${signal}): cleaning up\n`);
-    void runAll().finally(() => process.exit(code));
+    notice(`interrupted (${signal}): cleaning up`);
+    const done = runAll();
+    interrupted = { done, exitCode: code };
+    void done.finally(() => process.exit(code));
   };
   process.once('SIGINT', handler('SIGINT', 130));
   process.once('SIGTERM', handler('SIGTERM', 143));

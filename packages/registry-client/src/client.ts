@@ -82,6 +82,14 @@ export interface ResolvedImage {
   index?: { digest: string; index: ImageIndex };
 }
 
+/** Bytes received so far for one blob of a pull (restarts at 0 when a download is retried). */
+export type BlobBytesListener = (digest: string, received: number, total: number) => void;
+
+export interface PullOptions {
+  /** Called as layer bytes arrive; a blob another pull is already fetching reports only to that pull. */
+  onBytes?: BlobBytesListener;
+}
+
 interface Endpoint {
   /** Host contacted, e.g. 'registry-1.docker.io' or '127.0.0.1:5055'. */
   host: string;
@@ -378,7 +386,7 @@ export class RegistryClient {
   }
 
   /** resolve() plus every layer, downloaded in parallel (bounded), skipping those already stored. */
-  async pull(input: Reference | string): Promise<ResolvedImage> {
+  async pull(input: Reference | string, opts: PullOptions = {}): Promise<ResolvedImage> {
     const resolved = await this.resolve(input);
     const ref = resolved.reference;
     const seen = new Set<string>();
@@ -386,7 +394,7 @@ export class RegistryClient {
     const missing: Descriptor[] = [];
     for (const l of layers) if (!(await this.store.has(l.digest))) missing.push(l);
     if (missing.length < layers.length) this.logFn(`${ref.toString()}: ${layers.length - missing.length} of ${layers.length} layers already present`);
-    await mapPool(missing, this.concurrency, (l) => this.fetchBlob(ref, l));
+    await mapPool(missing, this.concurrency, (l) => this.fetchBlob(ref, l, opts.onBytes));
     this.logFn(`${ref.toString()}: pulled ${resolved.manifestDigest}`);
     return resolved;
   }
@@ -406,10 +414,10 @@ export class RegistryClient {
   }
 
   /** Ensures one blob is in the store (mirrors first, then the origin). */
-  async fetchBlob(ref: Reference, desc: Descriptor): Promise<void> {
+  async fetchBlob(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
     let p = this.inflight.get(desc.digest);
     if (p === undefined) {
-      p = this.withFallback(ref, `blob ${desc.digest} of ${ref.toString()}`, (ep) => this.fetchBlobFrom(ep, ref, desc)).finally(() =>
+      p = this.withFallback(ref, `blob ${desc.digest} of ${ref.toString()}`, (ep) => this.fetchBlobFrom(ep, ref, desc, onBytes)).finally(() =>
         this.inflight.delete(desc.digest),
       );
       this.inflight.set(desc.digest, p);
@@ -423,7 +431,7 @@ export class RegistryClient {
    * fails mid-stream (reset, stall). Bad bytes are not retried here: the
    * caller falls back to the next endpoint.
    */
-  private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor): Promise<void> {
+  private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
     if (await this.store.has(desc.digest)) return;
     parseDigest(desc.digest);
     const what = `blob ${desc.digest} of ${ref.toString()}`;
@@ -438,7 +446,8 @@ export class RegistryClient {
       const started = Date.now();
       this.logFn(`${shortDigest(desc.digest)}: downloading ${humanSize(desc.size)} from ${ep.host}`);
       try {
-        await this.store.ingest(res.stream(), { digest: desc.digest, size: desc.size });
+        const body = onBytes ? counted(res.stream(), (n) => onBytes(desc.digest, n, desc.size)) : res.stream();
+        await this.store.ingest(body, { digest: desc.digest, size: desc.size });
         this.logFn(`${shortDigest(desc.digest)}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return;
       } catch (err) {
@@ -448,6 +457,16 @@ export class RegistryClient {
         await sleep(delay);
       }
     }
+  }
+}
+
+/** Passes chunks through, reporting the running byte count after each. */
+async function* counted(source: AsyncIterable<Uint8Array>, report: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const chunk of source) {
+    n += chunk.byteLength;
+    report(n);
+    yield chunk;
   }
 }
 

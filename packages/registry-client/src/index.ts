@@ -4,7 +4,7 @@ export { parseReference, makeReference, withDigest, DEFAULT_REGISTRY, type Refer
 export * from './types.js';
 export { platformScore } from './platform.js';
 export { ContentStore, type IngestExpectation } from './content-store.js';
-export { RegistryClient, MAX_MANIFEST_BYTES, type RegistryClientOptions, type ResolvedImage } from './client.js';
+export { RegistryClient, MAX_MANIFEST_BYTES, type RegistryClientOptions, type ResolvedImage, type PullOptions, type BlobBytesListener } from './client.js';
 export { parseChallenges, type Challenge } from './auth/challenge.js';
 export {
   dockerConfigCredentials,

@@ -87,6 +87,20 @@ it('pulls a single-layer image by tag: digests, config, store contents', async (
   expect(await readdir(join(root, 'content', 'ingest'))).toEqual([]);
 });
 
+it('pull reports the bytes of each layer as they arrive, ending at its size; present layers report nothing', async () => {
+  const { c } = await client();
+  const seen: Array<[string, number, number]> = [];
+  await c.pull(`${registry.host}/test/single:v1`, { onBytes: (digest, n, total) => seen.push([digest, n, total]) });
+  const size = single.layerBytes.length;
+  expect(seen.length).toBeGreaterThan(0);
+  expect(seen.every(([d, , total]) => d === single.layerDigest && total === size)).toBe(true);
+  expect(seen.map(([, n]) => n)).toEqual([...seen.map(([, n]) => n)].sort((a, b) => a - b));
+  expect(seen[seen.length - 1]![1]).toBe(size);
+  const again: unknown[] = [];
+  await c.pull(`${registry.host}/test/single:v1`, { onBytes: (...a) => again.push(a) });
+  expect(again).toEqual([]);
+});
+
 it('pull by digest, and a second pull skips present layers', async () => {
   const { c, logs } = await client();
   const ref = `${registry.host}/test/single@${single.manifestDigest}`;

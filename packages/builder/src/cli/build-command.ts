@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { lstat, mkdtemp, rm, stat } from 'node:fs/promises';
 import { buildImage } from '../engine/builder.js';
-import { Progress, plainRenderer } from '../engine/progress.js';
+import { Progress, type ProgressStep } from '../engine/progress.js';
 import { defaultStateRoot } from '../engine/state-root.js';
 import { InvalidOptionError } from '../errors.js';
 import { BuildError } from '../errors.js';
@@ -14,9 +14,10 @@ import { prepareOciArchive } from '../export/oci-archive.js';
 import { applyImageLayers, type RootfsTree } from '../export/rootfs.js';
 import { prepareRootfsTar } from '../export/tar-rootfs.js';
 import { pushOutputs } from '../export/registry.js';
-import { onInterrupt } from '../interrupt.js';
+import { interruption, onInterrupt, setInterruptNotice } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
 import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
+import { createProgressOutput, type ProgressMode, type ProgressOutput } from './progress/select.js';
 import { parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
@@ -41,6 +42,10 @@ export interface BuildCommandArgs {
   metadataFile?: string;
   /** `--push`: shorthand for `-o type=registry` (push to the `-t` names). */
   push?: boolean;
+  /** `--progress` (default auto). */
+  progress?: ProgressMode;
+  /** `--debug`: stack traces with errors. */
+  debug?: boolean;
 }
 
 const outputText = (o: FileOutputSpec) => `-o type=${o.type},dest=${o.dest}`;
@@ -78,11 +83,41 @@ export async function checkDestinations(outputs: OutputSpec[], iidfile?: string,
 }
 
 /**
- * `stowage build`. Options are checked before anything else so that mistakes
- * fail fast; then the command re-executes itself inside the build's user
- * namespace (unless already there) and runs the build and the exports.
+ * `stowage build`: resolves with the exit code. Everything it writes goes
+ * through the chosen progress format, the final error included (with
+ * rawjson, as an `error` event carrying code and Dockerfile location).
  */
 export async function runBuild(args: BuildCommandArgs): Promise<number> {
+  const output = createProgressOutput(args.progress ?? 'auto');
+  // process.exit() after an interrupt still gets the live view's last frame.
+  const closeOnExit = () => output.close();
+  process.once('exit', closeOnExit);
+  setInterruptNotice((line) => output.message(line));
+  try {
+    const code = await buildAndExport(args, output);
+    output.close();
+    return code;
+  } catch (err) {
+    const interrupted = interruption();
+    if (interrupted) {
+      // The failure is the interrupt's doing (its container was killed): let the cleanups finish and exit 130/143.
+      await interrupted.done;
+      output.close();
+      return interrupted.exitCode;
+    }
+    output.fail(err, args.debug ?? false);
+    return 1;
+  } finally {
+    process.off('exit', closeOnExit);
+  }
+}
+
+/**
+ * Options are checked before anything else so that mistakes fail fast; then
+ * the command re-executes itself inside the build's user namespace (unless
+ * already there) and runs the build and the exports.
+ */
+async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): Promise<number> {
   const outputs = args.outputs.map(parseOutput);
   if (args.push) outputs.push({ type: 'registry' });
   const fileOutputs = outputs.filter((o): o is FileOutputSpec => !isRegistryOutput(o));
@@ -103,12 +138,13 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
 
   const mode = currentMappingMode();
   if (mode === undefined) {
-    return runInUserNamespace(process.argv.slice(1), (line) => process.stderr.write(`${line}\n`));
+    // The child inherits stdio: stderr stays a terminal, so auto/tty decide the same inside.
+    return runInUserNamespace(process.argv.slice(1), (line) => output.message(line));
   }
 
   // Modes in layers must not depend on the user's umask (BuildKit creates 0755 directories whatever it is).
   process.umask(0o022);
-  const progress = new Progress(plainRenderer((line) => process.stderr.write(`${line}\n`)));
+  const progress = new Progress(output.listener);
   if (outputs.length === 0) progress.note('warning: no output given (-o type=oci,dest=FILE): the result stays in the build state only');
   const started = Date.now();
   const result = await buildImage({
@@ -130,8 +166,11 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
   const unregister = onInterrupt(removeTemporaries);
   const pending: PendingOutput[] = [];
   let scratchTree: string | undefined;
+  let step: ProgressStep | undefined;
   try {
-    const step = progress.start(`exporting stage ${result.stageName}`);
+    step = progress.start(`exporting stage ${result.stageName}`);
+    const exportStep = step;
+    const bytesTo = (out: FileOutputSpec) => byteReporter(exportStep, out.dest);
     const written = await writeImage(result.store, result.image);
     const { architecture, os, variant } = result.image.config;
     const platform = { os, architecture, ...(variant ? { variant } : {}) };
@@ -155,9 +194,13 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
       let p: PendingOutput;
       if (out.type === 'oci') {
         const entries = taggedDescriptors(written.manifest, out.names ?? args.tags, platform);
-        p = await withOutput(out, () => prepareOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], dest, result.state.buildTmp));
+        const bytes = bytesTo(out);
+        p = await withOutput(out, () => prepareOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], dest, result.state.buildTmp, bytes.onBytes));
+        bytes.finish();
       } else if (out.type === 'docker') {
-        p = await withOutput(out, () => prepareDockerArchive(result.store, { config: written.config, layers }, out.names ?? args.tags, dest, result.state.buildTmp));
+        const bytes = bytesTo(out);
+        p = await withOutput(out, () => prepareDockerArchive(result.store, { config: written.config, layers }, out.names ?? args.tags, dest, result.state.buildTmp, bytes.onBytes));
+        bytes.finish();
       } else {
         if (!tree) {
           scratchTree = await mkdtemp(resolve(result.state.buildTmp, 'rootfs-'));
@@ -165,7 +208,9 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
           for (const w of tree.warnings) warnings.add(w);
         }
         const from = tree;
-        p = await withOutput(out, () => prepareRootfsTar(from, dest));
+        const bytes = bytesTo(out);
+        p = await withOutput(out, () => prepareRootfsTar(from, dest, bytes.onBytes));
+        bytes.finish();
       }
       prepared.set(out, p);
       pending.push(p);
@@ -180,6 +225,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     step.log(`manifest ${written.manifest.digest}`);
     step.log(`config ${written.config.digest}`);
     step.done();
+    step = undefined;
     // The file outputs are in place from here on: a failed push leaves them.
     pending.length = 0;
     if (pushNames.length > 0) {
@@ -188,6 +234,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     const size = written.manifest.size + written.config.size + written.layers.reduce((sum, l) => sum + l.size, 0);
     progress.emit({ type: 'summary', digest: written.manifest.digest, size, durationMs: Date.now() - started });
   } catch (err) {
+    step?.fail(err instanceof Error ? err.message : String(err));
     await abortAll(pending);
     throw err;
   } finally {
@@ -207,6 +254,18 @@ export function imageNames(tags: string[], pushed: string[]): string[] {
     seen.add(key);
     return true;
   });
+}
+
+/** Byte counts of an output file as `step.bytes` events (id: the destination); the total once it is known. */
+function byteReporter(step: ProgressStep, id: string): { onBytes: (n: number) => void; finish: () => void } {
+  let written = 0;
+  return {
+    onBytes: (n) => {
+      written = n;
+      step.bytes(id, n);
+    },
+    finish: () => step.bytes(id, written, written),
+  };
 }
 
 /** Runs one output's preparation; errors without a code name the output they belong to. */

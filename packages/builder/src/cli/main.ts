@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runBuild } from './build-command.js';
 import { formatError } from './format-error.js';
+import { PROGRESS_MODES, PROGRESS_HELP } from './progress/select.js';
 
 const VERSION = '0.1.0';
 
@@ -54,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
         .option('no-cache', { type: 'boolean', default: false, describe: 'Run every step; results of earlier builds on this --root are not reused (new results are still recorded)' })
         .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Run every step of this stage (name or index) without the build cache (repeatable)' })
         .option('root', { type: 'string', describe: 'State directory (default: $XDG_DATA_HOME/stowage or ~/.local/share/stowage)' })
-        .option('progress', { choices: ['auto', 'plain'] as const, default: 'auto' as const, describe: 'Progress output on stderr (plain is the only format so far; auto means plain)' })
+        .option('progress', { choices: PROGRESS_MODES, default: 'auto' as const, describe: PROGRESS_HELP })
         .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
         .example('$0 build -t hello -o type=oci,dest=hello.tar .', 'Build ./Dockerfile into an OCI image tarball')
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
@@ -81,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
             iidfile: args.iidfile,
             metadataFile: args['metadata-file'],
             push: args.push,
+            progress: args.progress,
+            debug: args.debug,
           });
         } catch (err) {
           process.stderr.write(`${formatError(err, args.debug)}\n`);

@@ -421,7 +421,16 @@ class Engine {
   /** Pulls an image and applies each of its layers once per chain ID, shared by all builds on this root. */
   private async pullImage(ref: string, platform: Platform): Promise<StageResult> {
     const step = this.ctx.progress.start(`[internal] load ${ref}`);
-    const image = await this.ctx.registryFor(platform).pull(ref);
+    try {
+      return await this.pullInto(step, ref, platform);
+    } catch (err) {
+      step.fail(err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+  }
+
+  private async pullInto(step: ProgressStep, ref: string, platform: Platform): Promise<StageResult> {
+    const image = await this.ctx.registryFor(platform).pull(ref, { onBytes: (digest, n, total) => step.bytes(digest, n, total) });
     step.log(`resolved ${image.reference.toString()}@${image.manifestDigest} (${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''})`);
     const diffIds = image.config.rootfs.diff_ids;
     if (diffIds.length !== image.manifest.layers.length) {

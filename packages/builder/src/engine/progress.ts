@@ -16,7 +16,11 @@ export type ProgressEvent =
   | { type: 'step.end'; step: number; status: 'done' | 'cached' | 'error'; durationMs: number; note?: string; error?: string; time: number }
   /** A message not tied to a step (warnings, state root, the final summary). */
   | { type: 'note'; line: string; time: number }
-  | { type: 'summary'; digest: string; size: number; durationMs: number; time: number };
+  | { type: 'summary'; digest: string; size: number; durationMs: number; time: number }
+  /** The build failed: the last event. `code` is the error's stable code; `file`/`line` the Dockerfile location when there is one. */
+  | { type: 'error'; message: string; code?: string; file?: string; line?: number; time: number };
+
+export type ProgressEventType = ProgressEvent['type'];
 
 type Unstamped<E> = E extends unknown ? Omit<E, 'time'> : never;
 
@@ -33,6 +37,13 @@ export interface ProgressStep {
   done(note?: string): void;
   fail(message: string): void;
 }
+
+/**
+ * Byte counts arrive per network or disk chunk (thousands per layer); one
+ * event per id per this many milliseconds is plenty for a person or a
+ * program watching, and the first and the last count always go out.
+ */
+export const BYTES_INTERVAL_MS = 100;
 
 export class Progress {
   private counter = 0;
@@ -62,6 +73,7 @@ export class Progress {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
     let cached = false;
+    const lastBytes = new Map<string, number>();
     this.emit({ type: 'step.start', step, name });
     return {
       log: (line) => this.emit({ type: 'step.log', step, line }),
@@ -71,7 +83,13 @@ export class Progress {
       },
       cacheMiss: (reason) => this.emit({ type: 'step.cache', step, hit: false, ...(reason !== undefined ? { reason } : {}) }),
       layer: (info) => this.emit({ type: 'step.layer', step, ...info }),
-      bytes: (id, current, total) => this.emit({ type: 'step.bytes', step, id, current, ...(total !== undefined ? { total } : {}) }),
+      bytes: (id, current, total) => {
+        const now = Date.now();
+        const last = lastBytes.get(id);
+        if (last !== undefined && now - last < BYTES_INTERVAL_MS && current !== total) return;
+        lastBytes.set(id, now);
+        this.emit({ type: 'step.bytes', step, id, current, ...(total !== undefined ? { total } : {}) });
+      },
       done: (note) => this.emit({ type: 'step.end', step, status: cached ? 'cached' : 'done', durationMs: elapsed(), ...(note ? { note } : {}) }),
       fail: (message) => this.emit({ type: 'step.end', step, status: 'error', durationMs: elapsed(), error: message }),
     };
@@ -99,6 +117,24 @@ export function plainRenderer(write: (line: string) => void): ProgressListener {
         return write(`#${event.step} ${event.note ? `${event.note} ` : ''}DONE ${(event.durationMs / 1000).toFixed(1)}s`);
       case 'note': return write(event.line);
       case 'summary': return write(`built ${event.digest} (${event.size} bytes) in ${(event.durationMs / 1000).toFixed(1)}s`);
+      case 'error': return write(errorLine(event));
     }
   };
+}
+
+/** The `error` event for a failure: message, stable code and Dockerfile location when the error has them. */
+export function errorEvent(err: unknown): Omit<Extract<ProgressEvent, { type: 'error' }>, 'time'> {
+  if (!(err instanceof Error)) return { type: 'error', message: String(err) };
+  const e = err as Error & { code?: unknown; file?: unknown; line?: unknown };
+  return {
+    type: 'error',
+    message: e.message,
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    ...(typeof e.line === 'number' ? { file: typeof e.file === 'string' ? e.file : 'Dockerfile', line: e.line } : {}),
+  };
+}
+
+/** `error: Dockerfile:12: message`, or `error: message` without a location. */
+export function errorLine(e: { message: string; file?: string; line?: number }): string {
+  return `error: ${e.line !== undefined ? `${e.file ?? 'Dockerfile'}:${e.line}: ` : ''}${e.message}`;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /**
@@ -83,9 +84,24 @@ async function prepareFile(dest: string, kind: string, write: (tmp: string) => P
   return pendingFile(tmp, dest, kind, untrack);
 }
 
+/** Reports the bytes written so far to an output file (progress only). */
+export type WrittenBytesListener = (written: number) => void;
+
 /** Streams `source` into a temp file next to `dest`; commit renames it to `dest`. */
-export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644): Promise<PendingOutput> {
-  return prepareFile(dest, kind, (tmp) => pipeline(source, createWriteStream(tmp, { mode, flags: 'wx' })));
+export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
+  return prepareFile(dest, kind, async (tmp) => {
+    const out = createWriteStream(tmp, { mode, flags: 'wx' });
+    if (!onBytes) return pipeline(source, out);
+    let written = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        written += chunk.length;
+        onBytes(written);
+        cb(null, chunk);
+      },
+    });
+    await pipeline(source, count, out);
+  });
 }
 
 /** A small file (iidfile, metadata) written temp + fsync; commit renames it to `dest`. */

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { makeReference, parseReference, type ContentStore, type Descriptor } from '@stowage/registry-client';
 import { BuildError } from '../errors.js';
-import type { PendingOutput } from './atomic.js';
+import type { PendingOutput, WrittenBytesListener } from './atomic.js';
 import { linkBlob, makeStaging, prepareTarOfStaging } from './oci-archive.js';
 
 /**
@@ -151,6 +151,7 @@ export async function prepareDockerArchive(
   tags: string[],
   dest: string,
   stagingRoot: string,
+  onBytes?: WrittenBytesListener,
 ): Promise<PendingOutput> {
   const staging = await makeStaging(stagingRoot, 'docker');
   const blobDir = join(staging, 'blobs', 'sha256');
@@ -172,7 +173,7 @@ export async function prepareDockerArchive(
       await writeFile(join(staging, 'repositories'), JSON.stringify(index.repositories));
       names.push('repositories');
     }
-    return await prepareTarOfStaging(staging, names, dest, 'docker archive tar');
+    return await prepareTarOfStaging(staging, names, dest, 'docker archive tar', onBytes);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@ import { copyFile, link, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create as createTar } from 'tar';
 import { MediaTypes, type ContentStore, type Descriptor } from '@stowage/registry-client';
-import { prepareStreamedFile, type PendingOutput } from './atomic.js';
+import { prepareStreamedFile, type PendingOutput, type WrittenBytesListener } from './atomic.js';
 
 /** Hard-links a content store blob to `target` (a copy across devices). */
 export async function linkBlob(store: ContentStore, digest: string, target: string): Promise<void> {
@@ -17,9 +17,9 @@ export async function linkBlob(store: ContentStore, digest: string, target: stri
  * temp file next to `dest`. `portable`: no uid/gid/uname of the building
  * user; fixed mtime: same image, same tar bytes.
  */
-export function prepareTarOfStaging(staging: string, names: string[], dest: string, kind: string): Promise<PendingOutput> {
+export function prepareTarOfStaging(staging: string, names: string[], dest: string, kind: string, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
   const tar = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true }, names);
-  return prepareStreamedFile(dest, kind, tar);
+  return prepareStreamedFile(dest, kind, tar, 0o644, onBytes);
 }
 
 let stagingSeq = 0;
@@ -37,7 +37,7 @@ export async function makeStaging(stagingRoot: string, prefix: string): Promise<
  * staging folder and streamed into the tar, never held in memory. Nothing
  * appears at `dest` until the returned output is committed.
  */
-export async function prepareOciArchive(store: ContentStore, entries: Descriptor[], blobs: Descriptor[], dest: string, stagingRoot: string): Promise<PendingOutput> {
+export async function prepareOciArchive(store: ContentStore, entries: Descriptor[], blobs: Descriptor[], dest: string, stagingRoot: string, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
   const staging = await makeStaging(stagingRoot, 'oci');
   const blobDir = join(staging, 'blobs', 'sha256');
   try {
@@ -51,7 +51,7 @@ export async function prepareOciArchive(store: ContentStore, entries: Descriptor
       await linkBlob(store, blob.digest, join(blobDir, blob.digest.slice('sha256:'.length)));
     }
     const names = ['oci-layout', 'index.json', 'blobs/', 'blobs/sha256/', ...[...seen].sort().map((d) => `blobs/sha256/${d.slice('sha256:'.length)}`)];
-    return await prepareTarOfStaging(staging, names, dest, 'oci image layout tar');
+    return await prepareTarOfStaging(staging, names, dest, 'oci image layout tar', onBytes);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

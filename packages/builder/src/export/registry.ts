@@ -81,6 +81,7 @@ export async function pushOutputs(opts: PushOutputsOptions): Promise<PushedImage
           ...(ref.tag !== undefined ? { tags: [ref.tag] } : {}),
           ...(mountFrom.length > 0 ? { mountFrom } : {}),
           onProgress: (e) => {
+            if (e.action === 'uploaded') step.bytes(e.digest, e.bytes, e.total);
             if (e.bytes !== e.total) return;
             counts[e.action]++;
             step.log(`blob ${e.digest} ${e.action}`);

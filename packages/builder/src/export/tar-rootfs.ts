@@ -3,7 +3,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Header, Pax, type HeaderData } from 'tar';
-import { prepareStreamedFile, type PendingOutput } from './atomic.js';
+import { prepareStreamedFile, type PendingOutput, type WrittenBytesListener } from './atomic.js';
 import type { RootfsTree } from './rootfs.js';
 
 const BLOCK = 512;
@@ -66,6 +66,6 @@ export async function* rootfsTarStream(tree: RootfsTree): AsyncGenerator<Buffer>
 }
 
 /** `-o type=tar,dest=FILE`: the root filesystem as one tar, prepared next to FILE. */
-export function prepareRootfsTar(tree: RootfsTree, dest: string): Promise<PendingOutput> {
-  return prepareStreamedFile(dest, 'root filesystem tar', Readable.from(rootfsTarStream(tree)));
+export function prepareRootfsTar(tree: RootfsTree, dest: string, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
+  return prepareStreamedFile(dest, 'root filesystem tar', Readable.from(rootfsTarStream(tree)), 0o644, onBytes);
 }

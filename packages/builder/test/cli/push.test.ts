@@ -1,5 +1,5 @@
 import { parseReference, type PushOptions } from '@stowage/registry-client';
-import { Progress, plainRenderer } from '../../src/engine/progress.js';
+import { Progress, plainRenderer, type ProgressEvent } from '../../src/engine/progress.js';
 import { mountCandidates, pushError, pushOutputs } from '../../src/export/registry.js';
 import { imageNames } from '../../src/cli/build-command.js';
 
@@ -56,6 +56,26 @@ describe('pushOutputs', () => {
     expect(lines).toContain(`#1 blob ${d('b')} exists`);
     expect(lines.filter((l) => l.includes('uploaded') && l.includes('blob '))).toEqual([]);
     expect(lines).toContain(`#1 pushed 127.0.0.1:5000/e2e/app:v1@${d('a')} (blobs: 0 uploaded, 1 mounted, 1 existing)`);
+  });
+
+  test('uploaded bytes become step.bytes events of the push step', async () => {
+    const events: ProgressEvent[] = [];
+    await pushOutputs({
+      store: undefined as never, written, names: ['h.example/a:1'], insecureRegistries: [], baseImages: [],
+      progress: new Progress((e) => events.push(e)),
+      client: () => ({
+        push: async (_ref, _image, opts = {}) => {
+          opts.onProgress?.({ digest: d('c'), bytes: 3, total: 7, action: 'uploaded' });
+          opts.onProgress?.({ digest: d('c'), bytes: 7, total: 7, action: 'uploaded' });
+          opts.onProgress?.({ digest: d('b'), bytes: 5, total: 5, action: 'exists' });
+          return { digest: d('a'), manifestDigest: d('a'), tags: [] };
+        },
+      }),
+    });
+    expect(events.filter((e) => e.type === 'step.bytes').map((e) => e.type === 'step.bytes' && [e.step, e.id, e.current, e.total])).toEqual([
+      [1, d('c'), 3, 7],
+      [1, d('c'), 7, 7],
+    ]);
   });
 
   test('a failure is "push REF: …" and stops there', async () => {
