@@ -2,6 +2,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runBuild } from './build-command.js';
 import { formatError } from './format-error.js';
+import { loginCommand } from './login-command.js';
+import { logoutCommand } from './logout-command.js';
 
 const VERSION = '0.1.0';
 
@@ -84,6 +86,8 @@ async function main(argv: string[]): Promise<number> {
         }
       },
     )
+    .command(loginCommand)
+    .command(logoutCommand)
     .demandCommand(1, 'give a command, e.g. stowage build .')
     .strict()
     .version(VERSION)
