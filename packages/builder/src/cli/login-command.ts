@@ -71,9 +71,10 @@ export async function runLogin(args: LoginArgs, io: LoginIo = processIo()): Prom
   const key = dockerConfigKey(registry);
   const insecureRegistries = args.insecure === true ? [registry] : [];
   const explicit = args.username !== undefined || args.password !== undefined || args.passwordStdin === true;
-  const stored = await dockerConfigCredentials()(registry);
+  // As docker: saved credentials are consulted only when none are given.
+  const stored = explicit ? undefined : await dockerConfigCredentials()(registry);
   let verified: Awaited<ReturnType<typeof verifyLogin>> | undefined;
-  if (!explicit && stored !== undefined && (stored.password !== undefined || stored.identityToken !== undefined)) {
+  if (stored !== undefined && (stored.password !== undefined || stored.identityToken !== undefined)) {
     io.stderr.write(`Authenticating with existing credentials${stored.username !== undefined ? ` [Username: ${stored.username}]` : ''}...\n`);
     verified = await verifyLogin({ registry, credentials: stored, insecureRegistries }).catch((err: unknown) => {
       io.stderr.write(`Login did not succeed, error: ${(err as Error).message}\n`);
