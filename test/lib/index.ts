@@ -26,3 +26,12 @@ export {
   type UnpackedLayer,
   type UnpackedOci,
 } from './oci.js';
+export {
+  startAuthRegistry,
+  seedImage,
+  freePort,
+  type AuthRegistry,
+  type AuthRegistryOptions,
+  type RegistryRequestRecord,
+  type TokenRequestRecord,
+} from './auth-registry.js';

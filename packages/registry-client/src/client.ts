@@ -227,10 +227,7 @@ export class RegistryClient {
       if (round === 0 && (await this.auth.unauthorized(ctx, challenge))) continue;
       break;
     }
-    const hasCreds = await this.auth.hasCredentials(ep.credentialHost);
-    throw new RegistryAuthError(
-      `${what}: authentication failed at ${ep.host} (${hasCreds ? 'credentials were rejected' : `no credentials configured for ${ep.credentialHost}`})`,
-    );
+    throw await this.auth.denied(ctx, 'pull');
   }
 
   /** Turns an unexpected status into a typed error, with the registry's own error code if it sent one. */

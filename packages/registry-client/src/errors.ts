@@ -94,3 +94,14 @@ export class RegistryPushError extends RegistryError {
     this.status = options?.status;
   }
 }
+
+/**
+ * Docker's client config could not be read or written, or a credential
+ * helper (`docker-credential-<name>`) failed to store or erase credentials.
+ * Messages name the file or helper, never a secret.
+ */
+export class CredentialStoreError extends RegistryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_CREDENTIAL_STORE', message, options);
+  }
+}

@@ -11,8 +11,15 @@ export {
   staticCredentials,
   parseDockerConfig,
   dockerConfigPath,
+  dockerConfigKey,
+  configKeyToHost,
+  DOCKER_HUB_CONFIG_KEY,
   type CredentialSource,
   type Credentials,
 } from './auth/docker-config.js';
 export { isLoopbackHost, Transport, HttpResponse, type RetryOptions, type TransportOptions } from './transport.js';
+export { storeCredentials, eraseCredentials, credentialLocation, type CredentialLocation, type CredentialStoreOptions } from './auth/credential-store.js';
+export { helperGet, helperStore, helperErase } from './auth/cred-helper.js';
+export { readConfigObject, writeConfigObject } from './auth/config-file.js';
+export { verifyLogin, type VerifyLoginOptions, type VerifiedLogin } from './auth/login.js';
 export { DEFAULT_CHUNK_THRESHOLD, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';

@@ -165,10 +165,7 @@ class Pusher {
       if (round === 0 && (await this.deps.auth.unauthorized(this.ctx, challenge))) continue;
       break;
     }
-    const hasCreds = await this.deps.auth.hasCredentials(this.ref.registry);
-    throw new RegistryAuthError(
-      `${what}: authentication failed at ${this.host} (${hasCreds ? 'credentials were rejected or lack push access' : `no credentials configured for ${this.ref.registry}`})`,
-    );
+    throw await this.deps.auth.denied({ ...this.ctx, what }, 'push');
   }
 
   /** A typed error for an unexpected status, with the registry's own error code if it sent one. */

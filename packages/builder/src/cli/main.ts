@@ -3,6 +3,8 @@ import { hideBin } from 'yargs/helpers';
 import { runBuild } from './build-command.js';
 import { formatError } from './format-error.js';
 import { PROGRESS_MODES, PROGRESS_HELP } from './progress/select.js';
+import { loginCommand } from './login-command.js';
+import { logoutCommand } from './logout-command.js';
 
 const VERSION = '0.1.0';
 
@@ -91,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
         }
       },
     )
+    .command(loginCommand)
+    .command(logoutCommand)
     .demandCommand(1, 'give a command, e.g. stowage build .')
     .strict()
     .version(VERSION)

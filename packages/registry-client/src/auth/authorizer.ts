@@ -38,6 +38,8 @@ export class Authorizer {
   private readonly creds = new Map<string, Promise<Credentials | undefined>>();
   /** Extra scopes a registry asked for in a 401, per host + repository. */
   private readonly extraScopes = new Map<string, string[]>();
+  /** The `error` of the last Bearer challenge per host + repository (e.g. insufficient_scope). */
+  private readonly challengeErrors = new Map<string, string>();
 
   constructor(
     private readonly transport: Transport,
@@ -96,7 +98,14 @@ export class Authorizer {
       const scopes = this.scopes(ctx);
       const service = bearer.params['service'];
       const token = await this.tokens.get(this.tokenKey(ctx, bearer), () =>
-        fetchToken(this.transport, { realm, ...(service !== undefined ? { service } : {}), scopes, ...(creds !== undefined ? { credentials: creds } : {}), what: ctx.what }),
+        fetchToken(this.transport, {
+          realm,
+          ...(service !== undefined ? { service } : {}),
+          scopes,
+          ...(creds !== undefined ? { credentials: creds } : {}),
+          what: ctx.what,
+          registry: ctx.credentialHost,
+        }),
       );
       return `Bearer ${token}`;
     }
@@ -115,9 +124,13 @@ export class Authorizer {
     const oldBearer = old?.challenges.find((c) => c.scheme === 'bearer');
     if (oldBearer !== undefined) this.tokens.invalidate(this.tokenKey(ctx, oldBearer));
     const bearer = challenges.find((c) => c.scheme === 'bearer');
+    const key = `${ctx.host}\n${ctx.repository}`;
+    const error = bearer?.params['error'];
+    if (error !== undefined && error !== '') this.challengeErrors.set(key, error);
+    else this.challengeErrors.delete(key);
     const scope = bearer?.params['scope'];
     if (scope !== undefined && scope !== '') {
-      this.extraScopes.set(`${ctx.host}\n${ctx.repository}`, scope.split(' ').filter((s) => s !== ''));
+      this.extraScopes.set(key, scope.split(' ').filter((s) => s !== ''));
     }
     this.hosts.set(ctx.host, Promise.resolve({ challenges }));
     return bearer !== undefined || challenges.some((c) => c.scheme === 'basic');
@@ -125,5 +138,21 @@ export class Authorizer {
 
   async hasCredentials(host: string): Promise<boolean> {
     return (await this.credentialsFor(host)) !== undefined;
+  }
+
+  /**
+   * The error for a request still refused after the retry: whether we had no
+   * credentials, had ones the registry rejected, or had ones without `access`
+   * (pull, push) to the repository. Names the registry; never a secret.
+   */
+  async denied(ctx: AuthContext, access: string): Promise<RegistryAuthError> {
+    const who = ctx.credentialHost;
+    if (!(await this.hasCredentials(who))) {
+      return new RegistryAuthError(`${ctx.what}: ${ctx.host} denied ${access} access to ${ctx.repository} without credentials (not logged in to ${who}: run \`stowage login ${who}\`)`);
+    }
+    if (this.challengeErrors.get(`${ctx.host}\n${ctx.repository}`) === 'insufficient_scope') {
+      return new RegistryAuthError(`${ctx.what}: ${ctx.host} denied ${access} access to ${ctx.repository}: the credentials for ${who} do not grant it`);
+    }
+    return new RegistryAuthError(`${ctx.what}: authentication failed at ${ctx.host}: the credentials for ${who} were rejected`);
   }
 }

@@ -8,10 +8,10 @@
  * Secrets read here are only ever passed to the auth code; nothing in this
  * module logs or formats them.
  */
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { helperGet } from './cred-helper.js';
 
 export interface Credentials {
   username?: string;
@@ -25,8 +25,9 @@ export interface Credentials {
 /** Looks up credentials for a registry host as written in references (e.g. 'docker.io', 'localhost:5000'). */
 export type CredentialSource = (registry: string) => Promise<Credentials | undefined>;
 
-const DOCKER_HUB_KEYS = ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'];
-const HELPER_TIMEOUT_MS = 15_000;
+/** The key Docker files Docker Hub credentials under (in `auths`, and as a helper's ServerURL). */
+export const DOCKER_HUB_CONFIG_KEY = 'https://index.docker.io/v1/';
+const DOCKER_HUB_KEYS = [DOCKER_HUB_CONFIG_KEY, 'index.docker.io', 'docker.io', 'registry-1.docker.io'];
 
 /** Docker's ConvertToHostname: drop the scheme and any path. */
 export function configKeyToHost(key: string): string {
@@ -37,7 +38,13 @@ export function configKeyToHost(key: string): string {
   return slash === -1 ? k : k.slice(0, slash);
 }
 
-function candidateHosts(registry: string): string[] {
+/** The config key (and helper ServerURL) for a registry as written in references: Docker Hub's legacy URL, else the host. */
+export function dockerConfigKey(registry: string): string {
+  return candidateHosts(registry).length > 1 ? DOCKER_HUB_CONFIG_KEY : registry;
+}
+
+/** Hosts a config entry for `registry` may be filed under (Docker Hub has several names). */
+export function candidateHosts(registry: string): string[] {
   return DOCKER_HUB_KEYS.map(configKeyToHost).includes(registry) ? ['index.docker.io', 'docker.io', 'registry-1.docker.io'] : [registry];
 }
 
@@ -93,54 +100,6 @@ export function parseDockerConfig(json: unknown): DockerConfigFile {
   return out;
 }
 
-/**
- * Runs `docker-credential-<helper> get` with the server URL on stdin.
- * A helper that is missing or says "not found" yields no credentials
- * rather than an error: anonymous pulls must keep working.
- */
-async function runCredentialHelper(helper: string, serverUrl: string): Promise<Credentials | undefined> {
-  if (!/^[A-Za-z0-9._-]+$/.test(helper)) return undefined; // never let config text choose an arbitrary path
-  return new Promise((resolve) => {
-    let stdout = '';
-    let settled = false;
-    const finish = (v: Credentials | undefined): void => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(v);
-      }
-    };
-    // env passed explicitly so PATH is the one this code sees (matters under test runners with sandboxed env).
-    const child = spawn(`docker-credential-${helper}`, ['get'], { stdio: ['pipe', 'pipe', 'ignore'], env: process.env });
-    const timer = setTimeout(() => {
-      child.kill();
-      finish(undefined);
-    }, HELPER_TIMEOUT_MS);
-    child.on('error', () => finish(undefined));
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      if (stdout.length < 1 << 20) stdout += d;
-    });
-    child.on('close', (code) => {
-      if (code !== 0) return finish(undefined);
-      try {
-        const parsed: unknown = JSON.parse(stdout);
-        if (!isRecord(parsed)) return finish(undefined);
-        const username = str(parsed['Username']);
-        const secret = str(parsed['Secret']);
-        if (secret === undefined) return finish(undefined);
-        // Docker's convention: the username "<token>" marks an identity token.
-        if (username === '<token>') return finish({ identityToken: secret });
-        finish(username !== undefined ? { username, password: secret } : undefined);
-      } catch {
-        finish(undefined);
-      }
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(serverUrl);
-  });
-}
-
 export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env['DOCKER_CONFIG'] && env['DOCKER_CONFIG'] !== '' ? env['DOCKER_CONFIG'] : join(homedir(), '.docker');
   return join(dir, 'config.json');
@@ -171,13 +130,13 @@ export function dockerConfigCredentials(opts: { path?: string } = {}): Credentia
     const isHub = hosts.length > 1;
     for (const host of hosts) {
       const helper = cfg.credHelpers.get(host);
-      if (helper !== undefined) return runCredentialHelper(helper, isHub ? 'https://index.docker.io/v1/' : host);
+      if (helper !== undefined) return helperGet(helper, isHub ? DOCKER_HUB_CONFIG_KEY : host);
     }
     for (const host of hosts) {
       const c = cfg.auths.get(host);
       if (c !== undefined) return c;
     }
-    if (cfg.credsStore !== undefined) return runCredentialHelper(cfg.credsStore, isHub ? 'https://index.docker.io/v1/' : registry);
+    if (cfg.credsStore !== undefined) return helperGet(cfg.credsStore, isHub ? DOCKER_HUB_CONFIG_KEY : registry);
     return undefined;
   };
 }

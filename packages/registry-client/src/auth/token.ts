@@ -9,7 +9,11 @@ import type { Credentials } from './docker-config.js';
 
 /** Docker's spec: a token without expires_in is valid for 60 s. */
 const DEFAULT_EXPIRES_IN_S = 60;
-/** Refresh a little early so a token never expires between check and use. */
+/**
+ * Refresh a little early so a token never expires between check and use:
+ * 5 s, or a tenth of the time the token had left when it arrived if that is
+ * less (a short-lived token must still be reused for most of its life).
+ */
 const EXPIRY_SKEW_MS = 5_000;
 const TOKEN_RESPONSE_LIMIT = 1 << 20;
 const CLIENT_ID = 'stowage';
@@ -21,11 +25,22 @@ export interface TokenRequest {
   credentials?: Credentials;
   /** What the token is for, for error messages (e.g. the reference). */
   what: string;
+  /** The registry the token is for, for error messages. */
+  registry?: string;
+  /**
+   * Ask for a refresh token too (`offline_token=true`, as `docker login`
+   * does); the answer's `refresh_token` is returned as `refreshToken`.
+   */
+  offline?: boolean;
 }
 
 export interface Token {
   token: string;
   expiresAt: number;
+  /** When to stop reusing the token (a little before expiresAt). */
+  refreshAt: number;
+  /** OAuth2 refresh token, when the server sent one. */
+  refreshToken?: string;
 }
 
 function basicHeader(username: string, password: string): string {
@@ -47,7 +62,8 @@ function realmUrl(realm: string, what: string): URL {
   return u;
 }
 
-function parseTokenResponse(text: string, what: string, now: number): Token {
+/** Exported for tests. */
+export function parseTokenResponse(text: string, what: string, now: number): Token {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -65,7 +81,20 @@ function parseTokenResponse(text: string, what: string, now: number): Token {
     // Only trust issued_at when it is plausible; clock skew must not make a fresh token look expired.
     if (!Number.isNaN(t) && t <= now && now - t < expiresIn * 1000) issuedAt = t;
   }
-  return { token, expiresAt: issuedAt + expiresIn * 1000 };
+  const expiresAt = issuedAt + expiresIn * 1000;
+  const skew = Math.min(EXPIRY_SKEW_MS, Math.max(0, expiresAt - now) / 10);
+  const out: Token = { token, expiresAt, refreshAt: expiresAt - skew };
+  if (typeof o['refresh_token'] === 'string' && o['refresh_token'] !== '') out.refreshToken = o['refresh_token'];
+  return out;
+}
+
+/** Names the registry whose credentials a token server refused, without repeating the reference. */
+function refused(req: TokenRequest, url: string, status: number, oauth: boolean, sentCredentials: boolean): RegistryAuthError {
+  const server = `${oauth ? 'OAuth token' : 'token'} server ${describeUrl(url)}`;
+  if (status === 401 && sentCredentials) {
+    return new RegistryAuthError(`${req.what}: the ${server} rejected the credentials${req.registry !== undefined ? ` for ${req.registry}` : ''} (HTTP 401)`);
+  }
+  return new RegistryAuthError(`${req.what}: ${oauth ? 'OAuth ' : ''}token request to ${describeUrl(url)} failed with HTTP ${status}`);
 }
 
 async function getToken(transport: Transport, req: TokenRequest): Promise<Token> {
@@ -76,12 +105,14 @@ async function getToken(transport: Transport, req: TokenRequest): Promise<Token>
   const basic = basicAuthorization(req.credentials);
   if (basic !== undefined) headers['authorization'] = basic;
   if (req.credentials?.username !== undefined) u.searchParams.set('account', req.credentials.username);
+  if (req.offline === true) {
+    u.searchParams.set('offline_token', 'true');
+    u.searchParams.set('client_id', CLIENT_ID);
+  }
   const res = await transport.request(u.toString(), { headers, what: `token for ${req.what}` });
   if (res.status !== 200) {
     await res.discard();
-    throw new RegistryAuthError(
-      `${req.what}: token request to ${describeUrl(u.toString())} failed with HTTP ${res.status}${basic !== undefined ? ' (credentials rejected?)' : ''}`,
-    );
+    throw refused(req, u.toString(), res.status, false, basic !== undefined);
   }
   return parseTokenResponse(await res.text(TOKEN_RESPONSE_LIMIT), req.what, Date.now());
 }
@@ -96,6 +127,7 @@ async function postOAuthToken(transport: Transport, req: TokenRequest, refreshTo
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: CLIENT_ID });
   if (req.service !== undefined) form.set('service', req.service);
   if (req.scopes.length > 0) form.set('scope', req.scopes.join(' '));
+  if (req.offline === true) form.set('access_type', 'offline');
   const res = await transport.request(u.toString(), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', accept: 'application/json' },
@@ -108,9 +140,12 @@ async function postOAuthToken(transport: Transport, req: TokenRequest, refreshTo
   }
   if (res.status !== 200) {
     await res.discard();
-    throw new RegistryAuthError(`${req.what}: OAuth token request to ${describeUrl(u.toString())} failed with HTTP ${res.status}`);
+    throw refused(req, u.toString(), res.status, true, true);
   }
-  return parseTokenResponse(await res.text(TOKEN_RESPONSE_LIMIT), req.what, Date.now());
+  const t = parseTokenResponse(await res.text(TOKEN_RESPONSE_LIMIT), req.what, Date.now());
+  // A server that sends no new refresh token leaves the one we used valid.
+  t.refreshToken ??= refreshToken;
+  return t;
 }
 
 export async function fetchToken(transport: Transport, req: TokenRequest): Promise<Token> {
@@ -140,7 +175,7 @@ export class TokenCache {
 
   async get(key: string, fetcher: () => Promise<Token>): Promise<string> {
     const cached = this.tokens.get(key);
-    if (cached !== undefined && Date.now() < cached.expiresAt - EXPIRY_SKEW_MS) return cached.token;
+    if (cached !== undefined && Date.now() < cached.refreshAt) return cached.token;
     let p = this.inflight.get(key);
     if (p === undefined) {
       p = fetcher().finally(() => this.inflight.delete(key));
