@@ -48,6 +48,8 @@ export interface StowageBuildOptions {
   snapshotter?: 'auto' | 'overlay' | 'native';
   /** `--no-cache`. */
   noCache?: boolean;
+  /** `--no-cache-filter`: stages (names or indices) built without the cache. */
+  noCacheFilter?: string[];
   /** `--root`: the state directory. */
   root?: string;
   /** `--iidfile`. */
@@ -140,6 +142,7 @@ export function buildArgv(opts: StowageBuildOptions, metadataFile: string): stri
   if (opts.network !== undefined) argv.push('--network', opts.network);
   if (opts.snapshotter !== undefined) argv.push('--snapshotter', opts.snapshotter);
   if (opts.noCache) argv.push('--no-cache');
+  for (const stage of opts.noCacheFilter ?? []) argv.push('--no-cache-filter', stage);
   if (opts.root !== undefined) argv.push('--root', opts.root);
   if (opts.iidfile !== undefined) argv.push('--iidfile', opts.iidfile);
   argv.push(opts.context.startsWith('-') ? `./${opts.context}` : opts.context);

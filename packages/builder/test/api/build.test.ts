@@ -26,6 +26,7 @@ describe('build() options', () => {
           network: 'none',
           snapshotter: 'native',
           noCache: true,
+          noCacheFilter: ['deps'],
           root: '/var/tmp/root',
           iidfile: 'iid',
         },
@@ -38,7 +39,7 @@ describe('build() options', () => {
       '--output', 'type=oci,dest=out.tar,name=a:1', '--output', 'type=local,dest=rootfs', '--output', 'type=docker,dest=d.tar', '--output', 'type=registry',
       '--push', '--platform', 'linux/arm64',
       '--registry-mirror', 'docker.io=127.0.0.1:5055', '--registry-mirror', 'docker.io=m2', '--insecure-registry', 'reg.example',
-      '--network', 'none', '--snapshotter', 'native', '--no-cache', '--root', '/var/tmp/root', '--iidfile', 'iid',
+      '--network', 'none', '--snapshotter', 'native', '--no-cache', '--no-cache-filter', 'deps', '--root', '/var/tmp/root', '--iidfile', 'iid',
       'ctx',
     ]);
     expect(buildArgv({ context: '-weird' }, 'm').at(-1)).toBe('./-weird');
