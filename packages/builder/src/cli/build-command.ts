@@ -16,7 +16,7 @@ import { prepareRootfsTar } from '../export/tar-rootfs.js';
 import { pushOutputs } from '../export/registry.js';
 import { onInterrupt } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
-import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
+import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, parseSecrets, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
 import { parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
@@ -39,6 +39,8 @@ export interface BuildCommandArgs {
   metadataFile?: string;
   /** `--push`: shorthand for `-o type=registry` (push to the `-t` names). */
   push?: boolean;
+  /** `--secret id=ID[,src=PATH|,env=VAR]` (repeatable), for RUN --mount=type=secret. */
+  secrets?: string[];
 }
 
 const outputText = (o: FileOutputSpec) => `-o type=${o.type},dest=${o.dest}`;
@@ -86,6 +88,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
   const fileOutputs = outputs.filter((o): o is FileOutputSpec => !isRegistryOutput(o));
   const buildArgs = parseBuildArgs(args.buildArgs);
   const mirrors = parseMirrors(args.mirrors);
+  const secrets = parseSecrets(args.secrets ?? []);
   for (const tag of args.tags) {
     try {
       parseReference(tag);
@@ -123,6 +126,7 @@ export async function runBuild(args: BuildCommandArgs): Promise<number> {
     noCache: args.noCache ?? false,
     ignoreOwnership: mode === 'single',
     progress,
+    secrets,
   });
   const unregister = onInterrupt(removeTemporaries);
   const pending: PendingOutput[] = [];
