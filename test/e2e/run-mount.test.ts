@@ -52,9 +52,13 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 describe('RUN --mount=type=cache', () => {
   let work: WorkDir;
   const DOCKERFILE = [
+    'FROM busybox AS seed',
+    'RUN mkdir -p /deps && echo seeded > /deps/pkg',
     'FROM busybox',
     'ARG RUN_ID',
     'RUN --mount=type=cache,target=/var/cache/app echo "$RUN_ID" >> /var/cache/app/runs && cat /var/cache/app/runs > /runs-seen',
+    // A new cache seeded from a stage; later builds keep what the cache holds, not the seed.
+    'RUN --mount=type=cache,id=seeded,target=/c,from=seed,source=/deps echo "$RUN_ID" >> /c/pkg && cat /c/pkg > /seeded',
     // A cache at a path whose parents do not exist either; with no network, nothing else can touch the rootfs.
     'RUN --network=none --mount=type=cache,id=deep,target=/newtop/sub/dir,uid=1000,gid=1000,mode=0750 stat -c "%u %g %a" /newtop/sub/dir > /deep-stat && echo cache-marker-$RUN_ID > /newtop/sub/dir/marker',
     '',
@@ -74,11 +78,13 @@ describe('RUN --mount=type=cache', () => {
     const two = await unpack(work, `${work.base}/two.tar`);
     expect(await imageFile(one, 'runs-seen')).toBe('first\n');
     expect(await imageFile(two, 'runs-seen')).toBe('first\nsecond\n');
+    expect(await imageFile(one, 'seeded')).toBe('seeded\nfirst\n');
+    expect(await imageFile(two, 'seeded')).toBe('seeded\nfirst\nsecond\n');
     // uid/gid/mode apply to the new cache directory.
     expect(await imageFile(two, 'deep-stat')).toBe('1000 1000 750\n');
     for (const img of [one, two]) {
       const entries = stepEntries(img);
-      expect(entries.filter((e) => e.startsWith('var/cache') || e.startsWith('newtop') || (e.includes('runs') && e !== 'runs-seen'))).toEqual([]);
+      expect(entries.filter((e) => e.startsWith('var/cache') || e.startsWith('newtop') || e === 'c' || e.startsWith('c/') || (e.includes('runs') && e !== 'runs-seen'))).toEqual([]);
       expect(entries).toContain('runs-seen');
       for (const layer of img.layers) {
         const plain = gunzipSync(await readFile(layer.blobPath)).toString('latin1');
@@ -87,9 +93,9 @@ describe('RUN --mount=type=cache', () => {
     }
     // On the --root: one directory per cache id, holding what the steps wrote.
     const dirs = await readdir(path.join(work.root, 'cache-mounts'));
-    expect(dirs).toHaveLength(2);
+    expect(dirs).toHaveLength(3);
     const ids = await Promise.all(dirs.map((d) => readFile(path.join(work.root, 'cache-mounts', d, 'id'), 'utf8')));
-    expect([...ids].sort()).toEqual(['/var/cache/app', 'deep']);
+    expect([...ids].sort()).toEqual(['/var/cache/app', 'deep', 'seeded']);
     const deep = path.join(work.root, 'cache-mounts', dirs[ids.indexOf('deep')]!, 'data', 'marker');
     expect(await readFile(deep, 'utf8')).toBe('cache-marker-second\n');
   }, T);

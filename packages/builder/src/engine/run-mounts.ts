@@ -169,6 +169,8 @@ export class RunMounts {
     const env: string[] = [];
     const cleanups: (() => Promise<void>)[] = [];
     let privateDir: string | undefined;
+    // One lease per cache id: a second mount of the same id in this step must not wait for the first's lock.
+    const leases = new Map<string, CacheLease>();
     const release = async () => {
       for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     };
@@ -204,7 +206,11 @@ export class RunMounts {
           case 'cache': {
             const spec = item.spec;
             const from = 'from' in item ? item.from : undefined;
-            let lease: CacheLease;
+            let lease = leases.get(spec.id);
+            if (lease) {
+              mounts.push({ destination: spec.target, type: 'bind', source: lease.path, options: ['rbind', spec.readonly ? 'ro' : 'rw'] });
+              break;
+            }
             try {
               lease = await this.caches.acquire(spec, {
                 ...(from ? { seed: async () => this.seedPath(from, spec, cleanups) } : {}),
@@ -214,7 +220,9 @@ export class RunMounts {
               if (err instanceof InstructionError) throw err;
               throw new InstructionError(`RUN --mount=type=cache,id=${spec.id}: ${(err as Error).message}`);
             }
-            cleanups.push(() => lease.release());
+            const held = lease;
+            leases.set(spec.id, held);
+            cleanups.push(() => held.release());
             mounts.push({ destination: spec.target, type: 'bind', source: lease.path, options: ['rbind', spec.readonly ? 'ro' : 'rw'] });
             break;
           }
