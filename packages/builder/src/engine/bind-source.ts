@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, readdir, readFile, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { IgnoreMatcher, MatchInfo } from './dockerignore.js';
 
@@ -68,7 +68,14 @@ async function placeFile(src: string, dest: string, copy: boolean, mode: number,
   await utimes(dest, mtime, mtime);
 }
 
-async function hashFile(hash: Hash, path: string): Promise<void> {
+/** Below this, one read is much cheaper than a stream (most context files are small). */
+const SMALL_FILE = 1 << 20;
+
+async function hashFile(hash: Hash, path: string, size: number): Promise<void> {
+  if (size < SMALL_FILE) {
+    hash.update(await readFile(path));
+    return;
+  }
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
@@ -76,39 +83,41 @@ async function hashFile(hash: Hash, path: string): Promise<void> {
  * Places one entry of the context at `dest` and hashes it. Returns false when
  * `.dockerignore` leaves it (and everything below) out of the context.
  */
-async function placeEntry(w: Walk, rel: string, dest: string, matched: boolean, info: MatchInfo | undefined): Promise<boolean> {
+async function placeEntry(w: Walk, rel: string, dest: string | undefined, matched: boolean, info: MatchInfo | undefined): Promise<boolean> {
   const abs = posix.join(w.contextDir, rel);
   const st = await lstat(abs);
   if (st.isDirectory()) {
     if (matched && w.ignore?.skipsDir(rel)) return false;
-    await mkdir(dest, { mode: 0o700 });
+    if (dest !== undefined) await mkdir(dest, { mode: 0o700 });
     w.hash.update(`${rel}\0d${(st.mode & 0o7777).toString(8)}\0`);
     let kept = false;
     for (const name of (await readdir(abs)).sort()) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const r = w.ignore ? w.ignore.match(childRel, info) : { matched: false, info: undefined };
-      if (await placeEntry(w, childRel, posix.join(dest, name), r.matched, r.info)) kept = true;
+      if (await placeEntry(w, childRel, dest === undefined ? undefined : posix.join(dest, name), r.matched, r.info)) kept = true;
     }
     // An excluded directory exists only for what an exception re-includes inside it.
     if (matched && !kept) {
-      await rm(dest, { recursive: true, force: true });
+      if (dest !== undefined) await rm(dest, { recursive: true, force: true });
       return false;
     }
-    await chmod(dest, st.mode & 0o7777);
-    await utimes(dest, st.atime, st.mtime);
+    if (dest !== undefined) {
+      await chmod(dest, st.mode & 0o7777);
+      await utimes(dest, st.atime, st.mtime);
+    }
     return true;
   }
   if (matched) return false;
   if (st.isSymbolicLink()) {
     const target = await readlink(abs);
-    await symlink(target, dest);
+    if (dest !== undefined) await symlink(target, dest);
     w.hash.update(`${rel}\0l\0${target}\0`);
     return true;
   }
   if (st.isFile()) {
-    await placeFile(abs, dest, w.copy, st.mode, st.mtime);
+    if (dest !== undefined) await placeFile(abs, dest, w.copy, st.mode, st.mtime);
     w.hash.update(`${rel}\0f${(st.mode & 0o7777).toString(8)}\0${st.size}\0`);
-    await hashFile(w.hash, abs);
+    await hashFile(w.hash, abs, st.size);
     return true;
   }
   // Sockets, FIFOs and devices are not part of a build context.
@@ -121,9 +130,10 @@ async function placeEntry(w: Walk, rel: string, dest: string, matched: boolean, 
  * excludes, and returns a digest of exactly what was staged (paths, types,
  * modes, link targets, contents): the bind mount's cache key. Files are hard
  * links unless `copy` (a writable mount, whose writes must not reach the
- * context).
+ * context). Without `dest`, only the digest: a read-only mount of a context
+ * that `.dockerignore` does not filter can bind the context itself.
  */
-export async function stageContextSource(contextDir: string, rel: string, ignore: IgnoreMatcher | undefined, dest: string, copy: boolean): Promise<string> {
+export async function stageContextSource(contextDir: string, rel: string, ignore: IgnoreMatcher | undefined, dest: string | undefined, copy: boolean): Promise<string> {
   const hash = createHash('sha256');
   const active = ignore && !ignore.empty ? ignore : undefined;
   let matched = false;

@@ -125,12 +125,17 @@ export class RunMounts {
           case 'bind':
             if (spec.from !== undefined) planned.push({ spec, from: await p.resolveFrom(spec.from) });
             else {
-              const dir = await mkdtemp(posix.join(this.opts.buildTmp, 'bind-'));
-              staged.push(dir);
-              const path = posix.join(dir, 'src');
               try {
                 const rel = await resolveContextSource(this.opts.contextDir, spec.source);
-                const digest = await stageContextSource(this.opts.contextDir, rel, this.opts.ignore, path, !spec.readonly);
+                // Read-only and nothing to filter out: the context itself, bound read-only. Else a staged copy.
+                const direct = spec.readonly && this.opts.ignore.empty;
+                let path = posix.join(this.opts.contextDir, rel);
+                if (!direct) {
+                  const dir = await mkdtemp(posix.join(this.opts.buildTmp, 'bind-'));
+                  staged.push(dir);
+                  path = posix.join(dir, 'src');
+                }
+                const digest = await stageContextSource(this.opts.contextDir, rel, this.opts.ignore, direct ? undefined : path, !spec.readonly);
                 planned.push({ spec, context: { path }, from: { snapshot: undefined, identity: digest } });
               } catch (err) {
                 if (err instanceof BindSourceError) throw new InstructionError(`RUN --mount=${raw}: ${err.message}`);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IgnoreMatcher } from '../../src/engine/dockerignore.js';
@@ -18,10 +18,10 @@ const prep: PrepareOptions = {
   },
 };
 
-function make(secretValue: string): RunMounts {
+function make(secretValue: string, ignore: string[] = ['hidden.txt']): RunMounts {
   return new RunMounts({
     contextDir: join(base, 'ctx'),
-    ignore: new IgnoreMatcher(['hidden.txt']),
+    ignore: new IgnoreMatcher(ignore),
     buildTmp: join(base, 'tmp'),
     cacheRoot: join(base, 'cache-mounts'),
     // Only `from` stages with a snapshot need views; none here.
@@ -85,6 +85,22 @@ describe('RunMounts', () => {
     expect(ignoredChange.keyInputs).toEqual(before.keyInputs);
     expect(after.keyInputs).not.toEqual(before.keyInputs);
     for (const p of [before, ignoredChange, after]) await p.release();
+  });
+
+  test('context binds: a staged copy when .dockerignore filters or rw; the context itself, read-only, otherwise', async () => {
+    const filtered = await mounts.prepare(['target=/a', 'source=src,target=/b,rw'], prep);
+    const staged = await filtered.activate(() => undefined);
+    for (const m of staged.mounts) expect(m.source!.startsWith(join(base, 'tmp'))).toBe(true);
+    expect(staged.mounts.map((m) => m.options)).toEqual([['rbind', 'ro'], ['rbind', 'rw']]);
+    await staged.release();
+    await filtered.release();
+    const plain = make('v', []);
+    const direct = await plain.prepare(['source=src,target=/a'], prep);
+    const active = await direct.activate(() => undefined);
+    expect(active.mounts).toEqual([{ destination: '/a', type: 'bind', source: join(base, 'ctx', 'src'), options: ['rbind', 'ro'] }]);
+    await active.release();
+    await direct.release();
+    expect(await readFile(join(base, 'ctx', 'src', 'a.txt'), 'utf8')).toBe('a');
   });
 
   test('the same locked cache twice in one step: one lease, no deadlock', async () => {
