@@ -267,7 +267,7 @@ const PLATFORM_ARM = [
 const ERRORS = {
   parse: 'FROM busybox\nRUN true\nCOPY onlyone\n',
   exit: 'FROM busybox\nRUN exit 3\n',
-  mount: 'FROM busybox\nRUN --mount=type=cache,target=/x true\n',
+  mount: 'FROM busybox\nRUN --mount=type=ssh true\n',
   addurl: 'FROM busybox\nADD https://example.invalid/x /x\n',
 };
 
@@ -950,8 +950,8 @@ describe('Dockerfile language (as documented by the Dockerfile reference / Build
       expect(r.stderr).toMatch(/error: Dockerfile:2: RUN exit 3: .*exit code 3/);
     }, T);
 
-    // Planned features (README: "RUN --mount fails with 'not supported yet'").
-    test('RUN --mount=type=cache fails with "not supported yet" naming the line', async () => {
+    // Planned features (README: "RUN --mount=type=ssh fails with 'not supported yet'").
+    test('RUN --mount=type=ssh fails with "not supported yet" naming the line', async () => {
       const r = await fail('mount');
       expect(r.stderr).toMatch(/error: Dockerfile:2: .*not supported yet/);
     }, T);

@@ -48,6 +48,8 @@ export interface StowageBuildOptions {
   snapshotter?: 'auto' | 'overlay' | 'native';
   /** `--no-cache`. */
   noCache?: boolean;
+  /** `--secret`: `id=ID,src=PATH` or `id=ID,env=VAR` specs for `RUN --mount=type=secret` (values never reach events). */
+  secrets?: string[];
   /** `--no-cache-filter`: stages (names or indices) built without the cache. */
   noCacheFilter?: string[];
   /** `--root`: the state directory. */
@@ -143,6 +145,7 @@ export function buildArgv(opts: StowageBuildOptions, metadataFile: string): stri
   if (opts.snapshotter !== undefined) argv.push('--snapshotter', opts.snapshotter);
   if (opts.noCache) argv.push('--no-cache');
   for (const stage of opts.noCacheFilter ?? []) argv.push('--no-cache-filter', stage);
+  for (const secret of opts.secrets ?? []) argv.push('--secret', secret);
   if (opts.root !== undefined) argv.push('--root', opts.root);
   if (opts.iidfile !== undefined) argv.push('--iidfile', opts.iidfile);
   argv.push(opts.context.startsWith('-') ? `./${opts.context}` : opts.context);

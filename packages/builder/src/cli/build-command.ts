@@ -16,7 +16,7 @@ import { prepareRootfsTar } from '../export/tar-rootfs.js';
 import { pushOutputs } from '../export/registry.js';
 import { interruption, onInterrupt, setInterruptNotice } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
-import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
+import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, parseSecrets, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
 import { createProgressOutput, type ProgressMode, type ProgressOutput } from './progress/select.js';
 import { parseReference } from '@stowage/registry-client';
 
@@ -46,6 +46,8 @@ export interface BuildCommandArgs {
   progress?: ProgressMode;
   /** `--debug`: stack traces with errors. */
   debug?: boolean;
+  /** `--secret id=ID[,src=PATH|,env=VAR]` (repeatable), for RUN --mount=type=secret. */
+  secrets?: string[];
 }
 
 const outputText = (o: FileOutputSpec) => `-o type=${o.type},dest=${o.dest}`;
@@ -123,6 +125,7 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
   const fileOutputs = outputs.filter((o): o is FileOutputSpec => !isRegistryOutput(o));
   const buildArgs = parseBuildArgs(args.buildArgs);
   const mirrors = parseMirrors(args.mirrors);
+  const secrets = parseSecrets(args.secrets ?? []);
   for (const tag of args.tags) {
     try {
       parseReference(tag);
@@ -162,6 +165,7 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
     noCacheFilter: args.noCacheFilter ?? [],
     ignoreOwnership: mode === 'single',
     progress,
+    secrets,
   });
   const unregister = onInterrupt(removeTemporaries);
   const pending: PendingOutput[] = [];

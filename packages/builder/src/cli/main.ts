@@ -52,7 +52,17 @@ async function main(argv: string[]): Promise<number> {
         .option('platform', { type: 'string', describe: 'Target platform os/arch[/variant] (default: this host)' })
         .option('registry-mirror', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Mirror for a registry, REGISTRY=HOST[:PORT] (repeatable)' })
         .option('insecure-registry', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Reach HOST[:PORT] over plain HTTP, for pulls and pushes (repeatable; loopback always is)' })
-        .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps' })
+        .option('secret', {
+          type: 'string',
+          array: true,
+          nargs: 1,
+          default: [] as string[],
+          describe:
+            'Secret for RUN --mount=type=secret (repeatable): id=ID,src=PATH (a file; also type=file) | id=ID,env=VAR (an environment ' +
+            'variable; also type=env). id defaults to the file\'s base name or the variable\'s name. Values are staged in a tmpfs and never ' +
+            'reach a layer, the image config, the build cache or the progress output',
+        })
+        .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps (RUN --network=default uses this)' })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
         .option('no-cache', { type: 'boolean', default: false, describe: 'Run every step; results of earlier builds on this --root are not reused (new results are still recorded)' })
         .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Run every step of this stage (name or index) without the build cache (repeatable)' })
@@ -63,7 +73,8 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
         .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
         .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
-        .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
+        .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror')
+        .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN'),
       async (args) => {
         try {
           exitCode = await runBuild({
@@ -86,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
             push: args.push,
             progress: args.progress,
             debug: args.debug,
+            secrets: args.secret,
           });
         } catch (err) {
           process.stderr.write(`${formatError(err, args.debug)}\n`);

@@ -1,5 +1,8 @@
 import { parseReference } from '@stowage/registry-client';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { basename, resolve as resolvePath } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
+import type { SecretSource } from '../engine/secrets.js';
 
 export const OUTPUT_TYPES = ['oci', 'docker', 'local', 'tar', 'registry'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
@@ -145,4 +148,66 @@ export function parseMirrors(values: string[]): Record<string, string[]> {
     (out[registry === 'index.docker.io' ? 'docker.io' : registry] ??= []).push(mirror);
   }
   return out;
+}
+
+/**
+ * `--secret` as buildx parses it: `id=ID,src=PATH` (also `source=`),
+ * `id=ID,env=VAR`, with `type=file|env`; `type=env,src=VAR` names the
+ * variable. Without src and env, the id names an environment variable when
+ * one is set, else a file (BuildKit's secretsprovider). The id defaults to
+ * the file's base name or the variable's name. A file must exist and be
+ * readable now; a variable may be unset (the secret is then missing, which
+ * only a `required` mount refuses). Paths are made absolute here, as the
+ * build may change directory. Values are never read or printed here.
+ */
+export function parseSecrets(values: string[], env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): SecretSource[] {
+  return values.map((value) => {
+    let type: 'file' | 'env' | undefined;
+    let id: string | undefined;
+    let src: string | undefined;
+    let envName: string | undefined;
+    for (const field of value.split(',')) {
+      const eq = field.indexOf('=');
+      if (eq <= 0) throw new InvalidOptionError(`--secret ${value}: "${field}" is not key=value`);
+      const key = field.slice(0, eq).trim().toLowerCase();
+      const v = field.slice(eq + 1).trim();
+      switch (key) {
+        case 'type':
+          if (v !== 'file' && v !== 'env') throw new InvalidOptionError(`--secret ${value}: unsupported type "${v}" (expected file or env)`);
+          type = v;
+          break;
+        case 'id': id = v; break;
+        case 'src': case 'source': src = v; break;
+        case 'env': envName = v; break;
+        default:
+          throw new InvalidOptionError(`--secret ${value}: unknown key "${key}" (known: id, src, source, env, type)`);
+      }
+    }
+    if (type === 'env' && envName === undefined) {
+      envName = src;
+      src = undefined;
+    }
+    if (type === 'file' && envName !== undefined) throw new InvalidOptionError(`--secret ${value}: type=file takes src=PATH, not env=`);
+    if (src !== undefined && envName !== undefined) throw new InvalidOptionError(`--secret ${value}: give src=PATH or env=VAR, not both`);
+    if (src === undefined && envName === undefined) {
+      if (!id) throw new InvalidOptionError(`--secret ${value}: give id=ID with src=PATH or env=VAR`);
+      if (type !== 'file' && env[id] !== undefined) envName = id;
+      else src = id;
+    }
+    if (envName !== undefined) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName)) throw new InvalidOptionError(`--secret ${value}: "${envName}" is not an environment variable name`);
+      return { id: id || envName, env: envName };
+    }
+    if (!src) throw new InvalidOptionError(`--secret ${value}: src= is empty`);
+    const file = resolvePath(cwd, src);
+    let ok = false;
+    try {
+      ok = statSync(file).isFile();
+      accessSync(file, fsConstants.R_OK);
+    } catch (err) {
+      throw new InvalidOptionError(`--secret ${value}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!ok) throw new InvalidOptionError(`--secret ${value}: ${file} is not a regular file`);
+    return { id: id || basename(file), file };
+  });
 }

@@ -7,7 +7,6 @@ import {
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
 import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
 import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
-import { runStep } from '../runtime/runc.js';
 import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
@@ -29,6 +28,8 @@ import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
 import { resolveUser } from './users.js';
+import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
+import { SecretStore, type SecretSource } from './secrets.js';
 
 export interface BuildOptions {
   contextDir: string;
@@ -52,6 +53,8 @@ export interface BuildOptions {
   noCache?: boolean;
   /** Stages (by name or index) whose steps ignore the build cache. */
   noCacheFilter?: string[];
+  /** Secrets for `RUN --mount=type=secret` (`--secret`). */
+  secrets?: SecretSource[];
 }
 
 /** A layer of the image being built, with what the config and manifest need. */
@@ -173,20 +176,25 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
     return client;
   };
+  const runMounts = new RunMounts({
+    contextDir, ignore, buildTmp: state.buildTmp, cacheRoot: state.cacheMounts, snapshots, secrets: new SecretStore(opts.secrets ?? []),
+  });
   const close = async () => {
     removeInterruptHook();
+    await runMounts.close();
     await snapshots.close();
     await rm(state.buildTmp, { recursive: true, force: true });
   };
   // Interrupted (SIGINT/SIGTERM): after the running container is killed, release mounts and scratch space too.
   const removeInterruptHook = onInterrupt(async () => {
+    await runMounts.close().catch(() => undefined);
     await snapshots.close().catch(() => undefined);
     await rm(state.buildTmp, { recursive: true, force: true });
   });
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 
   const engine = new Engine({
-    df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress,
+    df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress, runMounts,
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
     cache: new BuildCache(posix.join(state.root, 'cache')),
@@ -257,6 +265,7 @@ interface EngineContext {
   epoch: number;
   network: NetworkMode;
   ignoreOwnership: boolean;
+  runMounts: RunMounts;
 }
 
 class Engine {
@@ -551,7 +560,7 @@ class Engine {
       case 'ADD':
         return this.copy(cmd, st, planned, step);
       case 'RUN':
-        return this.run(cmd, st, step);
+        return this.run(cmd, st, planned, step);
       default: {
         // Every instruction kind is handled above; this catches a new one added to the frontend.
         const unhandled: never = cmd;
@@ -806,11 +815,11 @@ class Engine {
     }
   }
 
-  private async run(cmd: Extract<Command, { kind: 'RUN' }>, st: StageState, step: ProgressStep): Promise<void> {
-    if (cmd.flags.mounts.length > 0) throw new NotSupportedError('RUN --mount is not supported yet');
+  private async run(cmd: Extract<Command, { kind: 'RUN' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
     if (cmd.flags.security !== undefined && cmd.flags.security !== 'sandbox') throw new NotSupportedError('RUN --security=insecure is not supported');
-    const network = (cmd.flags.network ?? this.ctx.network) as string;
-    if (network !== 'host' && network !== 'none' && network !== 'default') throw new InstructionError(`RUN --network=${network} is not supported: use host or none`);
+    // `default` is the build's own network (--network), as in BuildKit.
+    const network = cmd.flags.network === undefined || cmd.flags.network === 'default' ? this.ctx.network : cmd.flags.network;
+    if (network !== 'host' && network !== 'none') throw new InstructionError(`RUN --network=${network} is not supported: use host, none or default`);
     const cfg = containerConfig(st.config);
     const { args, scripts } = await this.runArgs(cmd, st);
     const env = new EnvList(cfg.Env ?? []);
@@ -819,6 +828,9 @@ class Engine {
     for (const [k, v] of Object.entries(this.ctx.args.proxyEnv())) if (!env.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
     const createdBy = `RUN ${args.join(' ')}`;
+    const mounts = await this.ctx.runMounts.prepare(cmd.flags.mounts, {
+      expand: (w) => this.expand(w, st), workdir: cfg.WorkingDir || '/', resolveFrom: (from) => this.mountSource(from, planned, cmd.range.start),
+    });
     await this.filesystemStep(st, createdBy, step, async (rootfs) => {
       const user = await resolveUser(rootfs, cfg.User || '0').catch((err: Error) => {
         throw new InstructionError(err.message);
@@ -827,17 +839,35 @@ class Engine {
         throw new InstructionError(`USER ${cfg.User}: a step cannot run as uid ${user.uid} gid ${user.gid} with a single-id mapping (only root exists in the build's user namespace); give this user a range in /etc/subuid and /etc/subgid`);
       }
       if (!env.has('HOME')) env.set('HOME', user.home);
-      const code = await runStep(rootfs, {
+      const code = await runStepWithMounts(mounts, rootfs, {
         args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
-      }, { stateDir: this.ctx.state.buildTmp, network: network === 'none' ? 'none' : 'host', output: (line) => step.log(line), extraMounts: scripts });
+      }, { stateDir: this.ctx.state.buildTmp, network, output: (line) => step.log(line), extraMounts: scripts });
       if (code !== 0) {
         throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}`, code);
       }
     }, {
-      op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network: network === 'none' ? 'none' : 'host',
+      op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network,
       scripts: await Promise.all(scripts.map(async (m) => (m.source ? readFile(m.source, 'utf8') : ''))),
       ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
-    });
+      mounts: mounts.keyInputs.length > 0 ? mounts.keyInputs : undefined,
+    }).finally(() => mounts.release());
+  }
+
+  /**
+   * `from=` of a RUN --mount: a stage (planned, or named by an ONBUILD
+   * trigger) or an image. A name that is neither a stage nor pullable fails
+   * naming both possibilities.
+   */
+  private async mountSource(from: string, planned: PlannedStage, line: number): Promise<MountFrom> {
+    const src = planned.mountSources.get(from) ?? this.lateCopySource(from, planned, line);
+    try {
+      const result = await this.source(src, line);
+      return { snapshot: result.snapshot, identity: result.snapshot ?? 'empty' };
+    } catch (err) {
+      if (src.kind !== 'image') throw err;
+      const stages = this.ctx.plan.stages.filter((p) => p.stage.index < planned.stage.index).map((p) => p.stage.name ?? String(p.stage.index));
+      throw new InstructionError(`RUN --mount from=${from}: no earlier stage has that name (${stages.length > 0 ? `stages: ${stages.join(', ')}` : 'no earlier stages'}), and it cannot be pulled as an image: ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import { parseReference } from '@stowage/registry-client';
 import type { DockerfileInstructions, Stage } from '../frontend/index.js';
 import { ShellLex } from '../frontend/index.js';
 import { BuildError, StageNotFoundError } from '../errors.js';
+import { mountFrom } from './mount-spec.js';
 
 /** Where a stage (or a COPY --from) takes its filesystem from. */
 export type Source =
@@ -16,6 +17,8 @@ export interface PlannedStage {
   deps: Set<number>;
   /** COPY --from values resolved, keyed by the raw flag value. */
   copySources: Map<string, Source>;
+  /** `from=` of RUN --mount specs resolved, keyed by the raw value (BuildKit plans them like COPY --from). */
+  mountSources: Map<string, Source>;
 }
 
 export interface BuildPlan {
@@ -73,14 +76,24 @@ export function planBuild(df: DockerfileInstructions, metaEnv: Record<string, st
     const deps = new Set<number>();
     if (base.kind === 'stage') deps.add(base.index);
     const copySources = new Map<string, Source>();
+    const mountSources = new Map<string, Source>();
     for (const cmd of stage.commands) {
       if ((cmd.kind === 'COPY' || cmd.kind === 'ADD') && cmd.from !== undefined) {
         const src = resolve(cmd.from, stage, cmd.range.start, 'COPY --from', true);
         copySources.set(cmd.from, src);
         if (src.kind === 'stage') deps.add(src.index);
       }
+      if (cmd.kind === 'RUN') {
+        for (const spec of cmd.flags.mounts) {
+          const from = mountFrom(spec);
+          if (from === undefined || mountSources.has(from)) continue;
+          const src = resolve(from, stage, cmd.range.start, 'RUN --mount from', true);
+          mountSources.set(from, src);
+          if (src.kind === 'stage') deps.add(src.index);
+        }
+      }
     }
-    return { stage, base, deps, copySources };
+    return { stage, base, deps, copySources, mountSources };
   });
 
   let targetIndex = df.stages.length - 1;

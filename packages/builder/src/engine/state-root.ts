@@ -12,6 +12,8 @@ export interface StateRoot {
   root: string;
   content: string;
   snapshots: string;
+  /** `RUN --mount=type=cache` directories, kept across builds (engine/cache-mounts.ts). */
+  cacheMounts: string;
   /** This build's scratch space (runc state, bundles, export staging); removed at the end. */
   buildTmp: string;
 }
@@ -40,5 +42,5 @@ export async function openStateRoot(root: string): Promise<StateRoot> {
     }
   }
   const buildTmp = await mkdtemp(join(tmp, `build-${process.pid}-`));
-  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), buildTmp };
+  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), cacheMounts: join(root, 'cache-mounts'), buildTmp };
 }

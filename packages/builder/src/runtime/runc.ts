@@ -1,9 +1,10 @@
 import { spawn, execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
+import { resolveInRoot, resolveParentInRoot } from '../engine/secure-path.js';
 import { buildRuntimeSpec, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
 
 const execFileAsync = promisify(execFile);
@@ -15,41 +16,71 @@ export interface RunStepOptions {
   /** Receives the step's output, line by line, stdout and stderr merged. */
   output: (line: string) => void;
   runcPath?: string;
-  /** Further mounts (e.g. a heredoc script), placed under /dev so that they leave nothing in the rootfs. */
+  /** Further mounts (a heredoc script, RUN --mount targets), after the standard ones, in order. */
   extraMounts?: RuntimeMount[];
+  /**
+   * Where the bundle and runc's state go instead of `stateDir`: a tmpfs, for
+   * a step whose config.json carries secret values in its environment.
+   */
+  privateDir?: string;
 }
 
 let containerCounter = 0;
 
-/** Destinations runc must create as mount points when the image lacks them. */
+/** Destinations runc must create as mount points when the image lacks them (below /dev: in its own tmpfs). */
 function mountPoints(spec: ReturnType<typeof buildRuntimeSpec>): string[] {
   return spec.mounts.map((m) => m.destination).filter((d) => !d.startsWith('/dev/'));
 }
 
-/** The outermost ancestor of `dest` missing from the rootfs: what runc would create. */
-async function firstMissing(rootfs: string, dest: string): Promise<string | undefined> {
-  const parts = dest.split('/').filter(Boolean);
-  let current = '';
-  for (const part of parts) {
-    current = `${current}/${part}`;
-    try {
-      await lstat(join(rootfs, current));
-    } catch {
-      return current;
+/**
+ * What runc will create for the mount points: every missing component of
+ * each destination (outermost first, as rootfs-relative paths, symlinks in
+ * the image followed inside the rootfs as runc does), and for each existing
+ * directory that gets a new entry, its times and listing before the run.
+ */
+export interface MountStubs {
+  created: string[];
+  parents: Map<string, { atime: Date; mtime: Date; names: string[] }>;
+}
+
+export async function recordMountStubs(rootfs: string, destinations: string[]): Promise<MountStubs> {
+  const stubs: MountStubs = { created: [], parents: new Map() };
+  for (const dest of destinations) {
+    const resolved = posix.relative(rootfs, await resolveInRoot(rootfs, dest));
+    if (resolved === '' || resolved.startsWith('..')) continue;
+    const parts = resolved.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const rel = parts.slice(0, i + 1).join('/');
+      if (await lstat(join(rootfs, rel)).then(() => true, () => false)) continue;
+      const parent = parts.slice(0, i).join('/');
+      if (!stubs.parents.has(parent)) {
+        const st = await stat(join(rootfs, parent)).catch(() => undefined);
+        if (st?.isDirectory()) stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime, names: (await readdir(join(rootfs, parent))).sort() });
+      }
+      for (let j = i; j < parts.length; j++) {
+        const stub = parts.slice(0, j + 1).join('/');
+        if (!stubs.created.includes(stub)) stubs.created.push(stub);
+      }
+      break;
     }
   }
-  return undefined;
+  return stubs;
 }
 
 /**
  * Removes the empty files and directories runc created as mount points, so
- * that they do not leak into the step's layer (BuildKit does the same).
+ * that they do not leak into the step's layer (BuildKit does the same). A
+ * stub the step filled stays. Paths are resolved again inside the rootfs,
+ * never following a final symlink: the step may have replaced a directory
+ * with a link that points out of it. An existing directory that got a stub
+ * gets its times back when its listing is as before the run, so a mount
+ * leaves no trace in it either.
  */
-async function removeMountStubs(rootfs: string, created: string[]): Promise<void> {
-  // Deepest first, so a created /etc is removed after a created /etc/hosts.
-  for (const rel of [...created].sort((a, b) => b.length - a.length)) {
-    const path = join(rootfs, rel);
+export async function removeMountStubs(rootfs: string, stubs: MountStubs): Promise<void> {
+  // Deepest first, so a created /run/secrets/x goes before /run/secrets and /run.
+  for (const rel of [...stubs.created].sort((a, b) => b.split('/').length - a.split('/').length)) {
     try {
+      const path = await resolveParentInRoot(rootfs, rel);
       const st = await lstat(path);
       if (st.isDirectory()) {
         if ((await readdir(path)).length === 0) await rmdir(path);
@@ -58,6 +89,17 @@ async function removeMountStubs(rootfs: string, created: string[]): Promise<void
       }
     } catch {
       // Already gone, or the step replaced it with something real: keep it.
+    }
+  }
+  for (const [rel, before] of stubs.parents) {
+    try {
+      const path = rel === '' ? rootfs : await resolveParentInRoot(rootfs, rel);
+      const st = await lstat(path);
+      if (!st.isDirectory()) continue;
+      const names = (await readdir(path)).sort();
+      if (names.length === before.names.length && names.every((n, i) => n === before.names[i])) await utimes(path, before.atime, before.mtime);
+    } catch {
+      // The step removed or replaced it: nothing to restore.
     }
   }
 }
@@ -77,9 +119,10 @@ async function hostFile(path: string): Promise<string | undefined> {
  */
 export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOptions): Promise<number> {
   const runc = opts.runcPath ?? 'runc';
-  const runcRoot = join(opts.stateDir, 'runc');
+  const stateDir = opts.privateDir ?? opts.stateDir;
+  const runcRoot = join(stateDir, 'runc');
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
-  const bundle = await mkdtemp(join(opts.stateDir, 'bundle-'));
+  const bundle = await mkdtemp(join(stateDir, 'bundle-'));
   const id = `stowage-${process.pid}-${++containerCounter}`;
   const tmpfsTmp = !(await lstat(join(rootfs, 'tmp')).then(() => true, () => false));
   const spec = buildRuntimeSpec(rootfs, proc, {
@@ -89,11 +132,7 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
     hostFiles: { resolvConf: await hostFile('/etc/resolv.conf'), hosts: await hostFile('/etc/hosts') },
   });
   spec.mounts.push(...(opts.extraMounts ?? []));
-  const created: string[] = [];
-  for (const dest of mountPoints(spec)) {
-    const missing = await firstMissing(rootfs, dest);
-    if (missing) created.push(missing);
-  }
+  const stubs = await recordMountStubs(rootfs, mountPoints(spec));
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
   const removeHook = onInterrupt(async () => {
@@ -116,7 +155,7 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
     removeHook();
     await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
     await rm(bundle, { recursive: true, force: true });
-    await removeMountStubs(rootfs, created);
+    await removeMountStubs(rootfs, stubs);
   }
 }
 

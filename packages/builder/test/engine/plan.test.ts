@@ -151,6 +151,31 @@ describe('planBuild', () => {
     expect(err.line).toBe(2);
   });
 
+  test('RUN --mount from= is a stage dependency, like COPY --from (BuildKit plans both)', () => {
+    const p = plan([
+      'FROM busybox AS deps',
+      'FROM busybox AS unused',
+      'FROM busybox AS tools',
+      'FROM busybox',
+      'RUN --mount=type=bind,from=DEPS,target=/d --mount=type=cache,target=/c,from=2 true',
+      'RUN --mount=type=bind,from=alpine:3,target=/a --mount=type=cache,target=/x true',
+      '',
+    ].join('\n'));
+    const last = p.stages[3]!;
+    expect([...last.deps].sort()).toEqual([0, 2]);
+    expect(last.mountSources.get('DEPS')).toEqual({ kind: 'stage', index: 0 });
+    expect(last.mountSources.get('2')).toEqual({ kind: 'stage', index: 2 });
+    expect(last.mountSources.get('alpine:3')).toEqual({ kind: 'image', ref: 'alpine:3' });
+    expect(p.order).toEqual([0, 2, 3]);
+  });
+
+  test('RUN --mount from= a later stage is an error with its line', () => {
+    const err = failure(() => plan('FROM busybox\nRUN --mount=from=later,target=/x true\nFROM busybox AS later\n'));
+    expect(err.code).toBe('E_STAGE_NOT_FOUND');
+    expect(err.message).toMatch(/RUN --mount from refers to stage "later"/);
+    expect(err.line).toBe(2);
+  });
+
   test('a Dockerfile without FROM is rejected', () => {
     const err = failure(() => planBuild({ stages: [], metaArgs: [], escapeToken: '\\' } as never, {}, 'Dockerfile'));
     expect(err.code).toBe('E_DOCKERFILE_PARSE');
