@@ -215,8 +215,20 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     // Let running stages reach their next instruction before their snapshots go away.
     await engine.settle();
     await close().catch(() => undefined);
-    throw err;
+    throw noSpaceError(err, state.root);
   }
+}
+
+/**
+ * A full disk surfaces as a bare `ENOSPC: …, write` from whichever write hit
+ * it; say where the space ran out and what to do, keeping the Dockerfile line.
+ * (Partial files are already gone: ingest and snapshot staging clean up.)
+ */
+function noSpaceError(err: unknown, root: string): unknown {
+  if (!(err instanceof Error) || (err as NodeJS.ErrnoException).code !== 'ENOSPC') return err;
+  const located = err as Error & { file?: string; line?: number };
+  const wrapped = new BuildError('E_NO_SPACE', `no space left on the device holding --root ${root} (${err.message}): free space there or use another --root; the state root stays consistent`);
+  return withLocation(Object.assign(wrapped, { cause: err }), { ...(located.file !== undefined ? { file: located.file } : {}), ...(located.line !== undefined ? { line: located.line } : {}) });
 }
 
 /**
