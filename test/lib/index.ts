@@ -26,3 +26,4 @@ export {
   type UnpackedLayer,
   type UnpackedOci,
 } from './oci.js';
+export { startScratchRegistry, copyImage, type ScratchRegistry } from './registry.js';

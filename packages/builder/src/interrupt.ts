@@ -7,6 +7,13 @@ type Cleanup = () => Promise<void>;
 
 const cleanups = new Set<Cleanup>();
 let installed = false;
+/** Set once a signal arrived: the process exits with it when the cleanups are done. */
+let pendingExit: number | undefined;
+
+/** The exit code an interruption in progress will end the process with, if one is. */
+export function interruptExitCode(): number | undefined {
+  return pendingExit;
+}
 
 export function onInterrupt(cleanup: Cleanup): () => void {
   install();
@@ -25,6 +32,7 @@ function install(): void {
   if (installed) return;
   installed = true;
   const handler = (signal: NodeJS.Signals, code: number) => () => {
+    pendingExit = code;
     process.stderr.write(`\ninterrupted (${signal}): cleaning up\n`);
     void runAll().finally(() => process.exit(code));
   };

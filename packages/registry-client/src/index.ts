@@ -15,4 +15,4 @@ export {
   type Credentials,
 } from './auth/docker-config.js';
 export { isLoopbackHost, type RetryOptions } from './transport.js';
-export { DEFAULT_CHUNK_THRESHOLD, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';
+export { DEFAULT_CHUNK_THRESHOLD, type BlobSource, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';

@@ -1,12 +1,19 @@
+// The commands. Each command module keeps its heavy imports (engine,
+// registry client, snapshotter) behind a dynamic import() in its handler,
+// so that `stowage --help` loads yargs and this list only.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { runBuild } from './build-command.js';
+import { interruptExitCode } from '../interrupt.js';
 import { formatError } from './format-error.js';
-
-const VERSION = '0.1.0';
+import { inspectCommand } from './inspect-command.js';
+import { pruneCommand } from './prune-command.js';
+import { pullCommand } from './pull-command.js';
+import { pushCommand } from './push-command.js';
+import { runCommand } from './run-command.js';
+import { VERSION_LINE } from './version-info.js';
+import { versionCommand } from './version-command.js';
 
 async function main(argv: string[]): Promise<number> {
-  let exitCode = 0;
   await yargs(argv)
     .scriptName('stowage')
     .usage('$0 <command> [options]\n\nDaemonless, rootless container image builder for Dockerfiles.')
@@ -58,9 +65,9 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
         .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
-      async (args) => {
-        try {
-          exitCode = await runBuild({
+      (args) =>
+        runCommand(args.debug, async () =>
+          (await import('./build-command.js')).runBuild({
             context: args.context ?? '.',
             file: args.file,
             tags: args.tag,
@@ -77,16 +84,17 @@ async function main(argv: string[]): Promise<number> {
             iidfile: args.iidfile,
             metadataFile: args['metadata-file'],
             push: args.push,
-          });
-        } catch (err) {
-          process.stderr.write(`${formatError(err, args.debug)}\n`);
-          exitCode = 1;
-        }
-      },
+          }),
+        ),
     )
+    .command(pullCommand)
+    .command(pushCommand)
+    .command(inspectCommand)
+    .command(pruneCommand)
+    .command(versionCommand)
     .demandCommand(1, 'give a command, e.g. stowage build .')
     .strict()
-    .version(VERSION)
+    .version(VERSION_LINE)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
@@ -96,11 +104,14 @@ async function main(argv: string[]): Promise<number> {
       process.exit(2);
     })
     .parseAsync();
-  return exitCode;
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 
 main(hideBin(process.argv)).then(
-  (code) => process.exit(code),
+  // A build that failed because it was interrupted exits once the interrupt's cleanups are done, with 130/143.
+  (code) => {
+    if (interruptExitCode() === undefined) process.exit(code);
+  },
   (err: unknown) => {
     process.stderr.write(`${formatError(err, process.argv.includes('--debug'))}\n`);
     process.exit(1);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '@stowage/registry-client';
 
@@ -21,8 +21,16 @@ export interface CacheRecord {
 
 const VERSION = 1;
 
+export interface StoredCacheRecord {
+  file: string;
+  key: string;
+  /** Last use (the file's mtime), ms since the epoch. */
+  lastUsed: number;
+  record: CacheRecord | undefined;
+}
+
 export class BuildCache {
-  constructor(private readonly dir: string, readonly enabled: boolean) {}
+  constructor(readonly dir: string, readonly enabled: boolean) {}
 
   /** sha256 of the canonical JSON of `parts` (object keys sorted). */
   key(parts: unknown): string {
@@ -31,11 +39,41 @@ export class BuildCache {
 
   async get(key: string): Promise<CacheRecord | undefined> {
     if (!this.enabled) return undefined;
+    const file = join(this.dir, `${key}.json`);
     try {
-      return JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as CacheRecord;
+      const record = JSON.parse(await readFile(file, 'utf8')) as CacheRecord;
+      // The mtime is the record's last use: `prune --keep-storage` drops the least recently used first.
+      await utimes(file, new Date(), new Date()).catch(() => undefined);
+      return record;
     } catch {
       return undefined;
     }
+  }
+
+  /** Every record on disk with its last use (mtime); `record` is undefined when unreadable. */
+  async list(): Promise<StoredCacheRecord[]> {
+    const out: StoredCacheRecord[] = [];
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const file = join(this.dir, name);
+      try {
+        const st = await stat(file);
+        let record: CacheRecord | undefined;
+        try {
+          record = JSON.parse(await readFile(file, 'utf8')) as CacheRecord;
+        } catch {
+          record = undefined;
+        }
+        out.push({ file, key: name.slice(0, -'.json'.length), lastUsed: st.mtimeMs, record });
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  async remove(file: string): Promise<void> {
+    await rm(file, { force: true });
   }
 
   /** Written temp + rename: a crash never leaves a half-written record. */
