@@ -94,6 +94,8 @@ export function testEnv(): TestEnv {
   if (fs.existsSync(bundle)) {
     copyIfChanged(bundle, cliPath);
     if (fs.existsSync(`${bundle}.map`)) copyIfChanged(`${bundle}.map`, `${cliPath}.map`);
+    // The commands' code is in chunks/ next to the entry (scripts/bundle.mjs).
+    syncDir(path.join(path.dirname(bundle), 'chunks'), path.join(cliDir, 'chunks'));
   }
   const nodePath = userNode(user, uid, gid, cliDir);
   cached = { registry, user, uid, gid, home, stateDir, cliPath, nodePath, repoRoot };
@@ -116,6 +118,16 @@ export function copyIfChanged(src: string, dest: string, mode = 0o644): void {
   fs.writeFileSync(tmp, data, { mode });
   fs.chmodSync(tmp, mode);
   fs.renameSync(tmp, dest);
+}
+
+/** Makes DEST (mode 0755) hold exactly SRC's files (0644), copying only what changed. */
+function syncDir(src: string, dest: string): void {
+  if (!fs.existsSync(src)) return;
+  fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
+  fs.chmodSync(dest, 0o755);
+  const names = new Set(fs.readdirSync(src));
+  for (const name of names) copyIfChanged(path.join(src, name), path.join(dest, name));
+  for (const name of fs.readdirSync(dest)) if (!names.has(name)) fs.rmSync(path.join(dest, name), { force: true });
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

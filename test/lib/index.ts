@@ -35,3 +35,4 @@ export {
   type RegistryRequestRecord,
   type TokenRequestRecord,
 } from './auth-registry.js';
+export { startScratchRegistry, copyImage, type ScratchRegistry } from './registry.js';

@@ -27,6 +27,11 @@ export function interruption(): { done: Promise<void>; exitCode: number } | unde
   return interrupted;
 }
 
+/** The exit code an interruption in progress will end the process with, if one is. */
+export function interruptExitCode(): number | undefined {
+  return interrupted?.exitCode;
+}
+
 export function onInterrupt(cleanup: Cleanup): () => void {
   install();
   cleanups.add(cleanup);

@@ -382,6 +382,17 @@ export class RegistryClient {
     return resolved;
   }
 
+  /**
+   * The manifest or index a reference names, as stored bytes (verified like
+   * every manifest, and kept in the store), without choosing a platform.
+   */
+  async fetchManifest(input: Reference | string): Promise<{ reference: Reference; digest: string; mediaType: string; bytes: Buffer }> {
+    const ref = typeof input === 'string' ? parseReference(input) : input;
+    const pin = ref.digest ?? ref.tag ?? 'latest';
+    const m = await this.withFallback(ref, `manifest ${ref.toString()}`, (ep) => this.getManifest(ep, ref, pin, ref.digest !== undefined ? { digest: ref.digest } : undefined));
+    return { reference: ref, digest: m.digest, mediaType: m.mediaType, bytes: m.bytes };
+  }
+
   /** resolve() plus every layer, downloaded in parallel (bounded), skipping those already stored. */
   async pull(input: Reference | string, opts: PullOptions = {}): Promise<ResolvedImage> {
     const resolved = await this.resolve(input);
@@ -403,11 +414,12 @@ export class RegistryClient {
    * `chunkThreshold`, default 16 MiB; chunked PATCHes above), streamed from
    * the store. Then the manifest (and index) PUT, once per tag. Mirrors are
    * never used. Returns the top-level digest the registry reported, checked
-   * against ours. See push.ts for the protocol and retry rules.
+   * against ours. `opts.source` replaces the store as where blobs are read.
+   * See push.ts for the protocol and retry rules.
    */
   async push(input: Reference | string, image: PushImage, opts: PushOptions = {}): Promise<PushResult> {
     const ref = typeof input === 'string' ? parseReference(input) : input;
-    return pushImage({ store: this.store, transport: this.transport, auth: this.auth, log: this.logFn, concurrency: this.concurrency }, ref, image, opts);
+    return pushImage({ store: opts.source ?? this.store, transport: this.transport, auth: this.auth, log: this.logFn, concurrency: this.concurrency }, ref, image, opts);
   }
 
   /** Ensures one blob is in the store (mirrors first, then the origin). */

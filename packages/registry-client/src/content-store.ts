@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hasherFor, parseDigest, sha256Digest } from './digest.js';
+import { hasherFor, isValidDigest, parseDigest, sha256Digest } from './digest.js';
 import { BlobNotFoundError, DigestMismatchError } from './errors.js';
 
 const DEFAULT_STALE_INGEST_MS = 24 * 60 * 60 * 1000;
@@ -197,18 +197,59 @@ export class ContentStore {
   /**
    * Removes partial downloads left by crashed or killed processes. The age
    * threshold keeps ingests that are still running in other processes safe.
+   * Returns how many files went and their bytes.
    */
-  async cleanupIngest(olderThanMs: number = DEFAULT_STALE_INGEST_MS): Promise<void> {
+  async cleanupIngest(olderThanMs: number = DEFAULT_STALE_INGEST_MS, opts: { dryRun?: boolean } = {}): Promise<{ count: number; bytes: number }> {
     const dir = join(this.root, 'ingest');
     const cutoff = Date.now() - olderThanMs;
+    let count = 0;
+    let bytes = 0;
     for (const name of await readdir(dir)) {
       const p = join(dir, name);
       try {
         const st = await stat(p);
-        if (st.mtimeMs <= cutoff) await rm(p, { recursive: true, force: true });
+        if (st.mtimeMs > cutoff) continue;
+        if (opts.dryRun !== true) await rm(p, { recursive: true, force: true });
+        count++;
+        bytes += st.size;
       } catch (err) {
         if (!isNotFound(err)) throw err; // finished (renamed) while we looked: fine
       }
+    }
+    return { count, bytes };
+  }
+
+  /** Every blob in the store with its size, for garbage collection. Files that are not digests are skipped. */
+  async list(): Promise<Array<{ digest: string; size: number }>> {
+    const out: Array<{ digest: string; size: number }> = [];
+    const blobs = join(this.root, 'blobs');
+    for (const algorithm of await readdir(blobs).catch(() => [] as string[])) {
+      for (const hex of await readdir(join(blobs, algorithm)).catch(() => [] as string[])) {
+        const digest = `${algorithm}:${hex}`;
+        if (!isValidDigest(digest)) continue;
+        try {
+          const st = await stat(join(blobs, algorithm, hex));
+          if (st.isFile()) out.push({ digest, size: st.size });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Removes a blob; false when it was not there. Readers that opened it keep
+   * reading the old bytes (unlink), and a blob is never half there: a later
+   * `has()` says no and a pull fetches it again.
+   */
+  async delete(digest: string): Promise<boolean> {
+    try {
+      await unlink(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
     }
   }
 }

@@ -22,4 +22,4 @@ export { storeCredentials, eraseCredentials, credentialLocation, type Credential
 export { helperGet, helperStore, helperErase } from './auth/cred-helper.js';
 export { readConfigObject, writeConfigObject } from './auth/config-file.js';
 export { verifyLogin, type VerifyLoginOptions, type VerifiedLogin } from './auth/login.js';
-export { DEFAULT_CHUNK_THRESHOLD, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';
+export { DEFAULT_CHUNK_THRESHOLD, type BlobSource, type PushImage, type PushOptions, type PushProgress, type PushAction, type PushResult } from './push.js';

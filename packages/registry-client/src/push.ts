@@ -64,7 +64,15 @@ export interface PushProgress {
   action: PushAction;
 }
 
+/**
+ * Where a push reads blobs from: the content store by default, or anything
+ * with the same four reads (an image archive read in place, for example).
+ */
+export type BlobSource = Pick<ContentStore, 'has' | 'size' | 'readBlob' | 'openRead'>;
+
 export interface PushOptions {
+  /** Read blobs, manifest and index from here instead of the client's content store. */
+  source?: BlobSource;
   /** Tags to point at the image. Default: the reference's tag (or, for name@digest, no tag: pushed by digest). */
   tags?: string[];
   /** Repositories on the same registry to try mounting blobs from, in order. */
@@ -86,7 +94,7 @@ export interface PushResult {
 }
 
 export interface PushDeps {
-  store: ContentStore;
+  store: BlobSource;
   transport: Transport;
   auth: Authorizer;
   log: (line: string) => void;

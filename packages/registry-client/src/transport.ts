@@ -8,7 +8,7 @@
  * registry credentials.
  */
 import { isIP } from 'node:net';
-import { RegistryUnavailableError } from './errors.js';
+import { RegistryError, RegistryUnavailableError } from './errors.js';
 import { sleep } from './util.js';
 
 export interface RetryOptions {
@@ -258,6 +258,8 @@ export class Transport {
         delay = retryAfter !== undefined ? Math.min(retryAfter, MAX_RETRY_AFTER_MS) : this.backoff(attempt);
         await res.discard();
       } catch (err) {
+        // Our own body source refused its bytes (RegistryError other than unavailable): retrying cannot help.
+        if (err instanceof RegistryError && !(err instanceof RegistryUnavailableError)) throw err;
         lastError = err;
         lastProblem = err instanceof RegistryUnavailableError ? err.message : errorText(err);
         delay = this.backoff(attempt);
@@ -294,18 +296,21 @@ export class Transport {
       };
       arm();
       let res: Response;
+      // A failure of our own body source (a blob that does not match its digest) is not the network's.
+      let sourceError: { error: unknown } | undefined;
       try {
         if (new URL(url).origin !== origin) leftOrigin = true;
         const sendHeaders = leftOrigin ? withoutAuthorization(headers) : headers;
         const init: RequestInit & { duplex?: 'half' } = { method, headers: sendHeaders, redirect: 'manual', signal: controller.signal };
         if (typeof body === 'function') {
-          init.body = streamBody(body(), arm);
+          init.body = streamBody(body(), arm, (error) => (sourceError ??= { error }));
           init.duplex = 'half';
         } else if (body !== undefined) {
           init.body = body;
         }
         res = await fetch(url, init);
       } catch (err) {
+        if (sourceError !== undefined && sourceError.error instanceof RegistryError) throw sourceError.error;
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : err;
         throw new RegistryUnavailableError(`cannot reach ${describeUrl(url)}: ${errorText(reason)}`, { cause: err });
       } finally {
@@ -332,12 +337,21 @@ export class Transport {
   }
 }
 
-/** Adapts an async iterable to the ReadableStream fetch sends, calling `progress` for each chunk taken. */
-function streamBody(source: AsyncIterable<Uint8Array | string>, progress: () => void): ReadableStream<Uint8Array> {
+/**
+ * Adapts an async iterable to the ReadableStream fetch sends, calling
+ * `progress` for each chunk taken and `failed` when the source throws.
+ */
+function streamBody(source: AsyncIterable<Uint8Array | string>, progress: () => void, failed: (err: unknown) => void): ReadableStream<Uint8Array> {
   const it = source[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const r = await it.next();
+      let r: IteratorResult<Uint8Array | string>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        failed(err);
+        throw err;
+      }
       if (r.done === true) {
         controller.close();
         return;

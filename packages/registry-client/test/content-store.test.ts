@@ -120,6 +120,27 @@ test('cleanupIngest removes only stale partial files', async () => {
   expect(left).toEqual([fresh.slice(ingestDir().length + 1)]);
 });
 
+test('cleanupIngest reports what it removed; a dry run removes nothing', async () => {
+  await writeFile(store.tempPath(), 'abc');
+  await writeFile(store.tempPath(), 'defgh');
+  expect(await store.cleanupIngest(0, { dryRun: true })).toEqual({ count: 2, bytes: 8 });
+  expect(await readdir(ingestDir())).toHaveLength(2);
+  expect(await store.cleanupIngest(0)).toEqual({ count: 2, bytes: 8 });
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('list() gives every blob with its size; delete() removes one, once', async () => {
+  const a = await store.writeBlob('first');
+  const b = await store.writeBlob('second blob');
+  await writeFile(join(blobsDir(), 'not-a-digest'), 'x');
+  const listed = (await store.list()).sort((x, y) => (x.digest < y.digest ? -1 : 1));
+  expect(listed).toEqual([a, b].sort((x, y) => (x.digest < y.digest ? -1 : 1)));
+  expect(await store.delete(a.digest)).toBe(true);
+  expect(await store.has(a.digest)).toBe(false);
+  expect(await store.delete(a.digest)).toBe(false);
+  expect((await store.list()).map((x) => x.digest)).toEqual([b.digest]);
+});
+
 test('missing blobs and invalid digests give typed errors', async () => {
   await expect(store.readBlob(sha256Digest('nope'))).rejects.toMatchObject({ code: 'E_BLOB_UNKNOWN' });
   await expect(store.size(sha256Digest('nope'))).rejects.toMatchObject({ code: 'E_BLOB_UNKNOWN' });

@@ -1,3 +1,4 @@
+import { DigestMismatchError } from '../src/errors.js';
 import { Transport, apiHost, isLoopbackHost, parseRetryAfter, splitHostPort } from '../src/transport.js';
 
 test('plain HTTP only for loopback and insecure registries', () => {
@@ -94,6 +95,17 @@ describe('streamed request bodies', () => {
         code: 'E_REGISTRY_UNAVAILABLE',
         message: expect.stringMatching(/no progress for 250 ms/),
       });
+
+      // A body source that fails with a registry error (bad bytes) is not a network problem: its error, no retry.
+      let tries = 0;
+      const bad = async function* (): AsyncGenerator<Uint8Array> {
+        tries++;
+        yield Buffer.alloc(10);
+        throw new DigestMismatchError('blob sha256:abc does not match its digest');
+      };
+      const retrying = new Transport({ retry: { attempts: 3, baseDelayMs: 1 } });
+      await expect(retrying.request(`http://127.0.0.1:${port}/x`, { method: 'PUT', body: bad, what: 'bad upload' })).rejects.toBeInstanceOf(DigestMismatchError);
+      expect(tries).toBe(1);
     } finally {
       await closeServer(server);
     }

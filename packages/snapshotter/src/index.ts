@@ -21,6 +21,7 @@
  *                                  write below it.
  *   remove(name)                   Delete a committed snapshot; E_SNAPSHOT_IN_USE while children
  *                                  depend on it.
+ *   list() → [{name, parent?}]     Every committed snapshot (for garbage collection).
  *   usage(name) → {size, inodes}   Bytes (allocated blocks) and inodes this snapshot itself holds,
  *                                  as containerd's Usage: overlay → its own layer dir (an active
  *                                  key → its upper dir); native → the tree it holds (if any) plus
@@ -99,7 +100,9 @@
  */
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 export { type Owner, type OwnerRecords } from './owners.js';
-export { Snapshotter, type OpenOptions, type Usage } from './snapshotter.js';
+export { Snapshotter, type OpenOptions, type SnapshotInfo, type Usage } from './snapshotter.js';
+export { isProcessAlive, processStartTime } from './proc.js';
+export { diskUsage } from './native.js';
 export type { DiffOptions } from './diff.js';
 export type { LayerDigests } from './diff-writer.js';
 export type { SnapshotterBackend } from './types.js';

@@ -60,6 +60,13 @@ async function* fromArray<T>(items: T[]): AsyncGenerator<T> {
   yield* items;
 }
 
+/** A committed snapshot as list() reports it. */
+export interface SnapshotInfo {
+  name: string;
+  parent?: string;
+  created: string;
+}
+
 export interface OpenOptions {
   backend?: SnapshotterBackend | 'auto';
 }
@@ -145,6 +152,20 @@ export class Snapshotter {
 
   async exists(name: string): Promise<boolean> {
     return (await this.committedMeta(name)) !== undefined;
+  }
+
+  /**
+   * Every committed snapshot with its parent, for garbage collection. A
+   * directory without a readable meta.json (one being removed) is skipped.
+   */
+  async list(): Promise<SnapshotInfo[]> {
+    const out: SnapshotInfo[] = [];
+    for (const id of await readdir(join(this.root, 'committed'))) {
+      const meta = await readJson<CommittedMeta>(join(this.root, 'committed', id, META_FILE)).catch(() => undefined);
+      if (meta?.kind !== 'committed' || snapshotId(meta.name) !== id) continue;
+      out.push({ name: meta.name, ...(meta.parent !== undefined ? { parent: meta.parent } : {}), created: meta.created });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- overlay: lowerdirs, flattening

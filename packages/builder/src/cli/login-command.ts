@@ -9,12 +9,10 @@
 import {
   dockerConfigCredentials,
   dockerConfigKey,
-  dockerConfigPath,
   storeCredentials,
   verifyLogin,
   type Credentials,
 } from '@stowage/registry-client';
-import type { Argv, CommandModule } from 'yargs';
 import { InvalidOptionError } from '../errors.js';
 import { loginRegistry, passwordFromStdinText, promptLine, readAll } from './login-input.js';
 
@@ -95,38 +93,3 @@ export async function runLogin(args: LoginArgs, io: LoginIo = processIo()): Prom
   io.stdout.write(`Login Succeeded${verified.scheme === 'none' ? ` (${key} asks for no authentication)` : ''}\n`);
   return 0;
 }
-
-export function loginBuilder(y: Argv) {
-  return y
-    .positional('registry', { type: 'string', describe: 'Registry HOST[:PORT] (default: Docker Hub, saved as https://index.docker.io/v1/)' })
-    .option('username', { alias: 'u', type: 'string', describe: 'Username' })
-    .option('password', { alias: 'p', type: 'string', describe: 'Password or token (insecure: visible to other users of this machine; prefer --password-stdin)' })
-    .option('password-stdin', { type: 'boolean', default: false, describe: 'Read the password or token from standard input' })
-    .option('insecure', { type: 'boolean', default: false, describe: 'Reach the registry over plain HTTP (loopback always is)' })
-    .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' })
-    .example('$0 login -u alice --password-stdin registry.example.com < token.txt', 'Log in with a password or token read from a file')
-    .example('$0 login', 'Log in to Docker Hub, asking for the username and password')
-    .epilog(
-      `Credentials are checked against the registry, then saved like docker login saves them: through ` +
-        `docker-credential-<helper> when ${dockerConfigPath()} names one in credHelpers (for this registry) or credsStore, ` +
-        `otherwise base64-encoded in that file (mode 0600). $DOCKER_CONFIG chooses another directory.`,
-    );
-}
-
-type LoginArgv = ReturnType<typeof loginBuilder> extends Argv<infer T> ? T : never;
-
-export const loginCommand: CommandModule<object, LoginArgv> = {
-  command: 'login [registry]',
-  describe: 'Log in to a registry (credentials for pulls and pushes, shared with docker)',
-  builder: loginBuilder,
-  // Errors propagate to main's handler, which prints `error: …` and exits 1.
-  handler: async (args) => {
-    await runLogin({
-      registry: args.registry,
-      username: args.username,
-      password: args.password,
-      passwordStdin: args['password-stdin'],
-      insecure: args.insecure,
-    });
-  },
-};

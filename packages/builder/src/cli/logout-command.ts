@@ -4,7 +4,6 @@
  * (credHelpers/credsStore) and from config.json. Nothing is contacted.
  */
 import { dockerConfigKey, eraseCredentials } from '@stowage/registry-client';
-import type { Argv, CommandModule } from 'yargs';
 import { loginRegistry } from './login-input.js';
 
 export interface LogoutArgs {
@@ -19,21 +18,3 @@ export async function runLogout(args: LogoutArgs, out: NodeJS.WritableStream = p
   out.write(erased ? `Removing login credentials for ${key}\n` : `Not logged in to ${key}\n`);
   return 0;
 }
-
-export function logoutBuilder(y: Argv) {
-  return y
-    .positional('registry', { type: 'string', describe: 'Registry HOST[:PORT] (default: Docker Hub)' })
-    .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces on error' });
-}
-
-type LogoutArgv = ReturnType<typeof logoutBuilder> extends Argv<infer T> ? T : never;
-
-export const logoutCommand: CommandModule<object, LogoutArgv> = {
-  command: 'logout [registry]',
-  describe: 'Log out from a registry (removes the credentials stowage login or docker login saved)',
-  builder: logoutBuilder,
-  // Errors propagate to main's handler, which prints `error: …` and exits 1.
-  handler: async (args) => {
-    await runLogout({ registry: args.registry });
-  },
-};

@@ -1,15 +1,21 @@
+// The commands. Each command module keeps its heavy imports (engine,
+// registry client, snapshotter) behind a dynamic import() in its handler,
+// so that `stowage --help` loads yargs and this list only.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { runBuild } from './build-command.js';
+import { interruptExitCode } from '../interrupt.js';
 import { formatError } from './format-error.js';
 import { PROGRESS_MODES, PROGRESS_HELP } from './progress/select.js';
-import { loginCommand } from './login-command.js';
-import { logoutCommand } from './logout-command.js';
-
-const VERSION = '0.1.0';
+import { loginCommand, logoutCommand } from './auth-commands.js';
+import { inspectCommand } from './inspect-command.js';
+import { pruneCommand } from './prune-command.js';
+import { pullCommand } from './pull-command.js';
+import { pushCommand } from './push-command.js';
+import { runCommand } from './run-command.js';
+import { VERSION_LINE } from './version-info.js';
+import { versionCommand } from './version-command.js';
 
 async function main(argv: string[]): Promise<number> {
-  let exitCode = 0;
   await yargs(argv)
     .scriptName('stowage')
     // `--no-cache` and `--no-cache-filter` are flags of their own, as in docker build, not negations.
@@ -75,9 +81,9 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror')
         .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN'),
-      async (args) => {
-        try {
-          exitCode = await runBuild({
+      (args) =>
+        runCommand(args.debug, async () =>
+          (await import('./build-command.js')).runBuild({
             context: args.context ?? '.',
             file: args.file,
             tags: args.tag,
@@ -98,18 +104,19 @@ async function main(argv: string[]): Promise<number> {
             progress: args.progress,
             debug: args.debug,
             secrets: args.secret,
-          });
-        } catch (err) {
-          process.stderr.write(`${formatError(err, args.debug)}\n`);
-          exitCode = 1;
-        }
-      },
+          }),
+        ),
     )
     .command(loginCommand)
     .command(logoutCommand)
+    .command(pullCommand)
+    .command(pushCommand)
+    .command(inspectCommand)
+    .command(pruneCommand)
+    .command(versionCommand)
     .demandCommand(1, 'give a command, e.g. stowage build .')
     .strict()
-    .version(VERSION)
+    .version(VERSION_LINE)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
@@ -119,11 +126,14 @@ async function main(argv: string[]): Promise<number> {
       process.exit(2);
     })
     .parseAsync();
-  return exitCode;
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 
 main(hideBin(process.argv)).then(
-  (code) => process.exit(code),
+  // A build that failed because it was interrupted exits once the interrupt's cleanups are done, with 130/143.
+  (code) => {
+    if (interruptExitCode() === undefined) process.exit(code);
+  },
   (err: unknown) => {
     process.stderr.write(`${formatError(err, process.argv.includes('--debug'))}\n`);
     process.exit(1);

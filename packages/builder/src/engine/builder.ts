@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { posix, resolve as resolvePath, basename } from 'node:path';
 import {
-  ContentStore, MediaTypes, RegistryClient, hostPlatform, parseReference,
+  ContentStore, MediaTypes, RegistryClient, hostPlatform, parseReference, withDigest,
   type Descriptor, type ImageConfig, type Platform,
 } from '@stowage/registry-client';
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
@@ -27,6 +27,8 @@ import { availableParallelism } from 'node:os';
 import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
+import { ImageStore, imageRecord } from './images.js';
+import { acquireLease } from './leases.js';
 import { resolveUser } from './users.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
 import { SecretStore, type SecretSource } from './secrets.js';
@@ -160,6 +162,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
   }
 
+  // A lease for the build's lifetime: `stowage prune` waits for it (and the build for a running prune).
+  const releaseLease = await acquireLease(opts.stateRoot, (pid) => progress.note(`waiting for stowage prune (pid ${pid}) to finish`));
   const state = await openStateRoot(opts.stateRoot);
   const store = await ContentStore.open(state.content);
   // Partial downloads of builds that died long ago are never resumed: drop them.
@@ -184,6 +188,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     await runMounts.close();
     await snapshots.close();
     await rm(state.buildTmp, { recursive: true, force: true });
+    await releaseLease();
   };
   // Interrupted (SIGINT/SIGTERM): after the running container is killed, release mounts and scratch space too.
   const removeInterruptHook = onInterrupt(async () => {
@@ -194,7 +199,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 
   const engine = new Engine({
-    df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress, runMounts,
+    df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress, runMounts, images: new ImageStore(posix.join(state.root, 'images')),
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
     cache: new BuildCache(posix.join(state.root, 'cache')),
@@ -266,6 +271,8 @@ interface EngineContext {
   store: ContentStore;
   snapshots: Snapshotter;
   registryFor: (platform: Platform) => RegistryClient;
+  /** Images on this root: those `stowage pull` fetched are used without asking the registry. */
+  images: ImageStore;
   progress: Progress;
   /** Bounds the steps and pulls running at once across concurrent stages. */
   steps: Semaphore;
@@ -451,7 +458,18 @@ class Engine {
   }
 
   private async pullInto(step: ProgressStep, ref: string, platform: Platform): Promise<StageResult> {
-    const image = await this.ctx.registryFor(platform).pull(ref, { onBytes: (digest, n, total) => step.bytes(digest, n, total) });
+    const name = parseReference(ref).toString();
+    const platformKey = formatPlatform(platform);
+    // An image `stowage pull` fetched is used as pulled (by digest, from the store: no network).
+    const local = await this.ctx.images.get(name, platformKey);
+    const pulled = local?.source === 'pull' ? await this.ctx.images.usable(name, platformKey, this.ctx.store) : undefined;
+    const image = await this.ctx.registryFor(platform).pull(pulled ? withDigest(parseReference(name), pulled.digest) : ref, { onBytes: (digest, n, total) => step.bytes(digest, n, total) });
+    if (pulled) {
+      step.log(`using ${name}@${pulled.digest} as pulled on ${pulled.pulled}`);
+      await this.ctx.images.touch(name, platformKey);
+    } else {
+      await this.ctx.images.put(imageRecord(image, name, platformKey, local?.source ?? 'build'));
+    }
     step.log(`resolved ${image.reference.toString()}@${image.manifestDigest} (${image.platform.os}/${image.platform.architecture}${image.platform.variant ? `/${image.platform.variant}` : ''})`);
     const diffIds = image.config.rootfs.diff_ids;
     if (diffIds.length !== image.manifest.layers.length) {

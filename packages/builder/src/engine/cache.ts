@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '@stowage/registry-client';
 
@@ -20,8 +20,16 @@ export interface CacheRecord {
 
 const VERSION = 1;
 
+export interface StoredCacheRecord {
+  file: string;
+  key: string;
+  /** Last use (the file's mtime), ms since the epoch. */
+  lastUsed: number;
+  record: CacheRecord | undefined;
+}
+
 export class BuildCache {
-  constructor(private readonly dir: string) {}
+  constructor(readonly dir: string) {}
 
   /** sha256 of the canonical JSON of `parts` (object keys sorted). */
   key(parts: unknown): string {
@@ -40,6 +48,32 @@ export class BuildCache {
     const now = new Date();
     await utimes(file, now, now).catch(() => undefined);
     return record;
+  }
+
+  /** Every record on disk with its last use (mtime); `record` is undefined when unreadable. */
+  async list(): Promise<StoredCacheRecord[]> {
+    const out: StoredCacheRecord[] = [];
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const file = join(this.dir, name);
+      try {
+        const st = await stat(file);
+        let record: CacheRecord | undefined;
+        try {
+          record = JSON.parse(await readFile(file, 'utf8')) as CacheRecord;
+        } catch {
+          record = undefined;
+        }
+        out.push({ file, key: name.slice(0, -'.json'.length), lastUsed: st.mtimeMs, record });
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  async remove(file: string): Promise<void> {
+    await rm(file, { force: true });
   }
 
   async put(key: string, record: CacheRecord): Promise<void> {

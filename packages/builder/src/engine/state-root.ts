@@ -35,12 +35,18 @@ function pidAlive(pid: number): boolean {
 export async function openStateRoot(root: string): Promise<StateRoot> {
   const tmp = join(root, 'tmp');
   await mkdir(tmp, { recursive: true, mode: 0o700 });
-  for (const name of await readdir(tmp)) {
-    const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
-      await rm(join(tmp, name), { recursive: true, force: true });
-    }
-  }
+  for (const dir of await staleBuildDirs(root)) await rm(dir, { recursive: true, force: true });
   const buildTmp = await mkdtemp(join(tmp, `build-${process.pid}-`));
   return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), cacheMounts: join(root, 'cache-mounts'), buildTmp };
+}
+
+/** `tmp/build-<pid>-*` directories of builds that are gone. */
+export async function staleBuildDirs(root: string): Promise<string[]> {
+  const tmp = join(root, 'tmp');
+  const out: string[] = [];
+  for (const name of await readdir(tmp).catch(() => [] as string[])) {
+    const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) out.push(join(tmp, name));
+  }
+  return out;
 }
