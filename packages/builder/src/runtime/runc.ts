@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
+import { assertKernelDirs, assertSafeCwd, mountPointInRoot, plainPathInRoot } from './sandbox.js';
 import { buildRuntimeSpec, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
 
 const execFileAsync = promisify(execFile);
@@ -26,19 +27,21 @@ function mountPoints(spec: ReturnType<typeof buildRuntimeSpec>): string[] {
   return spec.mounts.map((m) => m.destination).filter((d) => !d.startsWith('/dev/'));
 }
 
-/** The outermost ancestor of `dest` missing from the rootfs: what runc would create. */
-async function firstMissing(rootfs: string, dest: string): Promise<string | undefined> {
-  const parts = dest.split('/').filter(Boolean);
+/** `dest` and its ancestors missing from the rootfs, outermost first: what runc would create. */
+async function missingPaths(rootfs: string, dest: string): Promise<string[]> {
+  // Sandbox: follow image symlinks inside the rootfs as runc does, never on the host.
+  const parts = (await mountPointInRoot(rootfs, dest)).split('/').filter(Boolean);
   let current = '';
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
     current = `${current}/${part}`;
     try {
       await lstat(join(rootfs, current));
     } catch {
-      return current;
+      // Every deeper component is missing too; all of them are stubs to remove, deepest first.
+      return parts.slice(i).map((_, j) => `/${parts.slice(0, i + j + 1).join('/')}`);
     }
   }
-  return undefined;
+  return [];
 }
 
 /**
@@ -50,6 +53,8 @@ async function removeMountStubs(rootfs: string, created: string[]): Promise<void
   for (const rel of [...created].sort((a, b) => b.length - a.length)) {
     const path = join(rootfs, rel);
     try {
+      // Sandbox: the step may have swapped a parent for a symlink to a host path.
+      if (!(await plainPathInRoot(rootfs, rel))) continue;
       const st = await lstat(path);
       if (st.isDirectory()) {
         if ((await readdir(path)).length === 0) await rmdir(path);
@@ -81,6 +86,9 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
   const bundle = await mkdtemp(join(opts.stateDir, 'bundle-'));
   const id = `stowage-${process.pid}-${++containerCounter}`;
+  // Sandbox checks runc does not make (see sandbox.ts and docs/reliability.md).
+  await assertKernelDirs(rootfs);
+  await assertSafeCwd(rootfs, proc.cwd);
   const tmpfsTmp = !(await lstat(join(rootfs, 'tmp')).then(() => true, () => false));
   const spec = buildRuntimeSpec(rootfs, proc, {
     network: opts.network,
@@ -91,8 +99,7 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   spec.mounts.push(...(opts.extraMounts ?? []));
   const created: string[] = [];
   for (const dest of mountPoints(spec)) {
-    const missing = await firstMissing(rootfs, dest);
-    if (missing) created.push(missing);
+    created.push(...(await missingPaths(rootfs, dest)));
   }
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
