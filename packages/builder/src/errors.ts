@@ -71,6 +71,13 @@ export class RuntimeError extends BuildError {
   }
 }
 
+/** A step's rootfs or process would weaken the RUN sandbox (symlinked /dev, a cwd in /proc…). */
+export class SandboxError extends BuildError {
+  constructor(message: string) {
+    super('E_SANDBOX', message);
+  }
+}
+
 /** Attach a Dockerfile location to an error thrown by a lower layer, keeping its own code. */
 export function withLocation<E extends Error>(err: E, where: { file?: string; line?: number }): E {
   const target = err as E & { file?: string; line?: number };

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { RuntimeError } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import { resolveInRoot, resolveParentInRoot } from '../engine/secure-path.js';
+import { assertKernelDirs, assertSafeCwd, plainPathInRoot } from './sandbox.js';
 import { buildRuntimeSpec, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
 
 const execFileAsync = promisify(execFile);
@@ -80,6 +81,8 @@ export async function removeMountStubs(rootfs: string, stubs: MountStubs): Promi
   // Deepest first, so a created /run/secrets/x goes before /run/secrets and /run.
   for (const rel of [...stubs.created].sort((a, b) => b.split('/').length - a.split('/').length)) {
     try {
+      // Sandbox: the step may have swapped a parent for a symlink to a host path; never remove through one.
+      if (!(await plainPathInRoot(rootfs, posix.dirname(rel)))) continue;
       const path = await resolveParentInRoot(rootfs, rel);
       const st = await lstat(path);
       if (st.isDirectory()) {
@@ -124,6 +127,9 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
   const bundle = await mkdtemp(join(stateDir, 'bundle-'));
   const id = `stowage-${process.pid}-${++containerCounter}`;
+  // Sandbox checks runc does not make (see sandbox.ts and docs/reliability.md).
+  await assertKernelDirs(rootfs);
+  await assertSafeCwd(rootfs, proc.cwd);
   const tmpfsTmp = !(await lstat(join(rootfs, 'tmp')).then(() => true, () => false));
   const spec = buildRuntimeSpec(rootfs, proc, {
     network: opts.network,

@@ -1,3 +1,5 @@
+import { kernelHasMountSetattr } from './sandbox.js';
+
 /**
  * The subset of the OCI runtime-spec (config.json) that stowage generates for
  * a RUN step. Written by us, since no maintained types package exists.
@@ -62,7 +64,10 @@ export function buildRuntimeSpec(rootfs: string, proc: StepProcess, opts: { netw
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     // A user namespace cannot mount a fresh sysfs without its own network namespace.
-    { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+    // Sandbox: `rro` (runc >= 1.1, mount_setattr) makes the submounts read-only too: plain
+    // `ro` left the host's cgroup hierarchies under /sys/fs/cgroup writable, where a user's
+    // delegated cgroup (owned by the uid the step's root maps to) could be changed.
+    { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', ...(kernelHasMountSetattr() ? ['rro'] : [])] },
   ];
   if (opts.tmpfsTmp) {
     mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] });

@@ -1,3 +1,4 @@
+import { kernelHasMountSetattr } from '../../src/runtime/sandbox.js';
 import { buildRuntimeSpec, type NetworkMode, type StepProcess } from '../../src/runtime/spec.js';
 
 const root: StepProcess = { args: ['/bin/sh', '-c', 'true'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0 };
@@ -68,5 +69,11 @@ describe('buildRuntimeSpec', () => {
     const s = spec('none');
     expect(s.linux.maskedPaths).toContain('/proc/kcore');
     expect(s.linux.readonlyPaths).toContain('/proc/sys');
+  });
+
+  test('/sys is read-only, recursively where the kernel has mount_setattr (host cgroups under it)', () => {
+    const [sys] = dest(spec('host'), '/sys');
+    expect(sys!.options).toEqual(expect.arrayContaining(['rbind', 'ro', 'nosuid', 'nodev', 'noexec']));
+    expect(sys!.options!.includes('rro')).toBe(kernelHasMountSetattr());
   });
 });
