@@ -102,6 +102,7 @@ export { type Owner, type OwnerRecords } from './owners.js';
 export { Snapshotter, type OpenOptions, type Usage } from './snapshotter.js';
 export type { DiffOptions } from './diff.js';
 export type { LayerDigests } from './diff-writer.js';
+export { gzipMembers, defaultGzipConcurrency, GZIP_BLOCK_SIZE, GZIP_PARALLEL_THRESHOLD, type GzipMemberOptions } from './gzip-members.js';
 export type { SnapshotterBackend } from './types.js';
 export {
   SnapshotError,
