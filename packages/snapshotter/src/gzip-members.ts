@@ -73,7 +73,8 @@ async function* fixedBlocks(head: Buffer[], rest: AsyncIterator<Buffer> | undefi
     }
   };
   try {
-    for (const chunk of head) yield* take(chunk);
+    // Shifted, not iterated: the look-ahead is released as it is used, not held to the end.
+    for (let chunk = head.shift(); chunk !== undefined; chunk = head.shift()) yield* take(chunk);
     if (rest) {
       for (let r = await rest.next(); !r.done; r = await rest.next()) yield* take(r.value);
     }

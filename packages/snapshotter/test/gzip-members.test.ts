@@ -123,11 +123,13 @@ describe('gzipMembers', () => {
     await expect(gz(broken())).rejects.toThrow('disk on fire');
 
     let produced = 0;
+    // "Endless" up to 256 MiB, and yielding to the event loop, so that a broken stop fails the test instead of hanging it.
     async function* endless(): AsyncGenerator<Buffer> {
       const chunk = sample(MiB, 5);
-      for (;;) {
+      while (produced < 256 * MiB) {
         produced += chunk.length;
         yield chunk;
+        await new Promise((r) => setImmediate(r));
       }
     }
     const failing = new Writable({ write: (_c, _e, cb) => cb(new Error('no space left')) });
