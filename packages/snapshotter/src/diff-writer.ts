@@ -3,15 +3,16 @@
  * in one streaming pass. Entries arrive already ordered (parents before children);
  * this module turns them into bytes: no uname/gname, no atime/ctime, PAX only
  * when ustar fields overflow (long names, large ids/sizes) or for xattrs,
- * gzip header with mtime 0 and no file name (Node's zlib writes exactly that).
+ * gzip header with mtime 0, no file name and a fixed OS byte; large layers are
+ * compressed as fixed-size gzip members in parallel (gzip-members.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { Header } from 'tar';
 import { SnapshotError } from './errors.js';
+import { gzipMembers, type GzipMemberOptions } from './gzip-members.js';
 
 export type LayerEntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice' | 'BlockDevice';
 
@@ -144,7 +145,7 @@ class HashTap extends Transform {
   }
 }
 
-export async function writeLayer(entries: AsyncIterable<LayerEntry>, dest: string): Promise<LayerDigests> {
+export async function writeLayer(entries: AsyncIterable<LayerEntry>, dest: string, gzip: GzipMemberOptions = {}): Promise<LayerDigests> {
   const diffHash = createHash('sha256');
   const digestHash = createHash('sha256');
   const compressedTap = new HashTap(digestHash);
@@ -152,7 +153,7 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, dest: strin
   await pipeline(
     Readable.from(tarStream(entries, counter)),
     new HashTap(diffHash),
-    createGzip({ level: 6 }),
+    gzipMembers(gzip),
     compressedTap,
     createWriteStream(dest, { mode: 0o644 }),
   );

@@ -105,6 +105,7 @@ export { isProcessAlive, processStartTime } from './proc.js';
 export { diskUsage } from './native.js';
 export type { DiffOptions } from './diff.js';
 export type { LayerDigests } from './diff-writer.js';
+export { gzipMembers, defaultGzipConcurrency, GZIP_BLOCK_SIZE, GZIP_PARALLEL_THRESHOLD, type GzipMemberOptions } from './gzip-members.js';
 export type { SnapshotterBackend } from './types.js';
 export {
   SnapshotError,
