@@ -182,7 +182,8 @@ export class ContentStore {
 
   /** Streams a blob, or the inclusive byte range [start, end] of it. */
   openRead(digest: string, range?: { start: number; end: number }): NodeJS.ReadableStream {
-    return createReadStream(this.blobPath(digest), range !== undefined ? { start: range.start, end: range.end } : undefined);
+    // 1 MiB reads: layers are read whole and gunzipped, where 64 KiB reads cost measurably more calls.
+    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20, ...(range !== undefined ? { start: range.start, end: range.end } : {}) });
   }
 
   async size(digest: string): Promise<number> {
