@@ -18,7 +18,8 @@ const MAX_LINE_BYTES = 65535;
  * BuildKit caps physical lines only, but then a continued instruction or the
  * whole file could be arbitrarily large. Real Dockerfiles are kilobytes.
  */
-export const MAX_DOCKERFILE_CHARS = 16 * 1024 * 1024;
+/** In UTF-8 bytes, as read from disk. */
+export const MAX_DOCKERFILE_BYTES = 16 * 1024 * 1024;
 export const MAX_INSTRUCTION_CHARS = 1024 * 1024;
 /** Far more than any image can use (Docker stops at 125 layers), and it keeps the AST small. */
 export const MAX_INSTRUCTIONS = 10_000;
@@ -78,8 +79,8 @@ const CONTINUATION = {
 } as const;
 
 function parseText(input: string): ParseResult {
-  if (input.length > MAX_DOCKERFILE_CHARS) {
-    throw new DockerfileParseError(`Dockerfile larger than the maximum of ${MAX_DOCKERFILE_CHARS} characters`, lineAt(input, MAX_DOCKERFILE_CHARS));
+  if (input.length > MAX_DOCKERFILE_BYTES || Buffer.byteLength(input, 'utf8') > MAX_DOCKERFILE_BYTES) {
+    throw new DockerfileParseError(`Dockerfile larger than the maximum of ${MAX_DOCKERFILE_BYTES} bytes`, lineAtByte(input, MAX_DOCKERFILE_BYTES));
   }
   const text = input.startsWith('\ufeff') ? input.slice(1) : input;
   const directives = new DirectiveParser();
@@ -187,11 +188,18 @@ function parseText(input: string): ParseResult {
   };
 }
 
-/** 1-based line number of the character at `offset`. */
-function lineAt(text: string, offset: number): number {
+/** 1-based line number of the byte at `offset` of the text's UTF-8 encoding. */
+function lineAtByte(text: string, offset: number): number {
   let line = 1;
-  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++;
-  return line;
+  let bytes = 0;
+  for (let start = 0; start < text.length; line++) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 ? text.length : nl + 1;
+    bytes += Buffer.byteLength(text.slice(start, end), 'utf8');
+    if (bytes > offset) return line;
+    start = end;
+  }
+  return line - 1;
 }
 
 function* argNodes(node: Node): Generator<Node> {

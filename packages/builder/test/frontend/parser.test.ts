@@ -73,9 +73,11 @@ describe('bounds (refused with the line where the limit is crossed)', () => {
 
   test('a file over 16 MiB', () => {
     const e = error(`FROM x\n${'# 64 characters of padding, repeated to make a very large file.\n'.repeat(270_000)}`);
-    expect(e.message).toBe('Dockerfile larger than the maximum of 16777216 characters');
+    expect(e.message).toBe('Dockerfile larger than the maximum of 16777216 bytes');
     expect(e.line).toBe(262_145);
     expect(e.location()).toBe('Dockerfile:262145');
+    // Bytes, not characters: 8 MiB of two-byte characters is over.
+    expect(error(`FROM x\nRUN ${'é'.repeat(30_000)}\n`.repeat(300)).message).toMatch(/larger than the maximum/);
   });
 
   test('an instruction over 1 MiB once continuation lines are joined', () => {
