@@ -264,13 +264,32 @@ export class RegistryClient {
     if (expected?.size !== undefined && expected.size > MAX_MANIFEST_BYTES) {
       throw new ManifestInvalidError(`${what}: manifest of ${expected.size} bytes exceeds the ${MAX_MANIFEST_BYTES}-byte limit`);
     }
-    const res = await this.send(ep, ref, `/v2/${ref.repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what);
-    if (res.status === 404) {
-      await res.discard();
-      throw new ManifestNotFoundError(`${what}: manifest unknown at ${ep.host}`);
+    let res: HttpResponse;
+    let bytes: Buffer;
+    // The transport retries until it has response headers; a body that then
+    // breaks off (reset, stall, short) is fetched again here.
+    for (let attempt = 1; ; attempt++) {
+      res = await this.send(ep, ref, `/v2/${ref.repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what);
+      if (res.status === 404) {
+        await res.discard();
+        throw new ManifestNotFoundError(`${what}: manifest unknown at ${ep.host}`);
+      }
+      if (res.status !== 200) throw await this.statusError(res, ep, what);
+      try {
+        bytes = await res.bytes(MAX_MANIFEST_BYTES, (l) => new ManifestInvalidError(`${what}: manifest from ${ep.host} exceeds the ${l}-byte limit`));
+        const declared = Number(res.headers.get('content-length') ?? '');
+        if (Number.isFinite(declared) && res.headers.has('content-length') && bytes.byteLength < declared) {
+          throw new RegistryUnavailableError(`${what}: response from ${ep.host} ended after ${bytes.byteLength} of ${declared} bytes`);
+        }
+        break;
+      } catch (err) {
+        if (!(err instanceof RegistryUnavailableError)) throw err;
+        if (attempt >= this.transport.attempts) throw new RegistryUnavailableError(`${err.message} (gave up after ${attempt} attempts)`, { cause: err });
+        const delay = this.transport.backoff(attempt - 1);
+        this.logFn(`retrying ${what} in ${delay} ms (attempt ${attempt + 1}/${this.transport.attempts}): ${err.message}`);
+        await sleep(delay);
+      }
     }
-    if (res.status !== 200) throw await this.statusError(res, ep, what);
-    const bytes = await res.bytes(MAX_MANIFEST_BYTES, (l) => new ManifestInvalidError(`${what}: manifest from ${ep.host} exceeds the ${l}-byte limit`));
 
     let digest: string;
     if (expected !== undefined) {
@@ -436,47 +455,96 @@ export class RegistryClient {
 
   /**
    * Downloads one blob from one endpoint, streaming into the store. The
-   * transport retries getting a response; this loop retries a body that
-   * fails mid-stream (reset, stall). Bad bytes are not retried here: the
-   * caller falls back to the next endpoint.
+   * transport retries getting a response; this loop handles a body that
+   * fails mid-stream (reset, stall, early end): it asks for the rest with
+   * `Range: bytes=N-` and keeps hashing where it stopped, or starts over when
+   * the server ignores the range. Bad bytes are not retried here (except a
+   * resumed download, once from scratch): the caller falls back to the next
+   * endpoint.
    */
   private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
     if (await this.store.has(desc.digest)) return;
     parseDigest(desc.digest);
     const what = `blob ${desc.digest} of ${ref.toString()}`;
+    const path = `/v2/${ref.repository}/blobs/${desc.digest}`;
     const attempts = this.transport.attempts;
-    for (let attempt = 0; ; attempt++) {
-      const res = await this.send(ep, ref, `/v2/${ref.repository}/blobs/${desc.digest}`, {}, what);
-      if (res.status === 404) {
-        await res.discard();
-        throw new BlobNotFoundError(`${what}: blob unknown at ${ep.host}`);
+    const writer = await this.store.begin({ digest: desc.digest, size: desc.size });
+    let failures = 0;
+    let resumed = false;
+    const started = Date.now();
+    try {
+      for (;;) {
+        const offset = writer.offset;
+        const res = await this.send(ep, ref, path, offset > 0 ? { range: `bytes=${offset}-` } : {}, what);
+        if (res.status === 404) {
+          await res.discard();
+          throw new BlobNotFoundError(`${what}: blob unknown at ${ep.host}`);
+        }
+        if (offset > 0 && res.status === 206) {
+          const start = contentRangeStart(res.headers.get('content-range'));
+          if (start !== offset) {
+            // A range we did not ask for cannot be spliced in; start over.
+            await res.discard();
+            this.logFn(`${shortDigest(desc.digest)}: ${ep.host} answered the range request from byte ${start ?? '?'} instead of ${offset}; restarting`);
+            await writer.reset();
+            resumed = false;
+            if (++failures >= attempts) throw new RegistryUnavailableError(`${what}: ${ep.host} sent a wrong range (gave up after ${attempts} attempts)`);
+            continue;
+          }
+          resumed = true;
+          this.logFn(`${shortDigest(desc.digest)}: resuming at byte ${offset} of ${desc.size}`);
+        } else if (res.status === 200) {
+          if (offset > 0) {
+            this.logFn(`${shortDigest(desc.digest)}: ${ep.host} ignored the range request; restarting from byte 0`);
+            await writer.reset();
+            resumed = false;
+          } else {
+            this.logFn(`${shortDigest(desc.digest)}: downloading ${humanSize(desc.size)} from ${ep.host}`);
+          }
+        } else {
+          throw await this.statusError(res, ep, what);
+        }
+        try {
+          for await (const chunk of res.stream()) {
+            await writer.write(chunk);
+            onBytes?.(desc.digest, writer.offset, desc.size);
+          }
+          if (writer.offset < desc.size) {
+            // A clean end of a chunked or unframed body can still be short.
+            throw new RegistryUnavailableError(`${what}: response from ${ep.host} ended after ${writer.offset} of ${desc.size} bytes`);
+          }
+          await writer.commit();
+          this.logFn(`${shortDigest(desc.digest)}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          return;
+        } catch (err) {
+          if (err instanceof DigestMismatchError) {
+            // A resumed download can be wrong only because of the splice; one clean retry settles it.
+            if (resumed && failures + 1 < attempts) {
+              failures++;
+              resumed = false;
+              this.logFn(`${shortDigest(desc.digest)}: resumed download did not verify; restarting from byte 0`);
+              await writer.reset();
+              continue;
+            }
+            throw new DigestMismatchError(`${what} from ${ep.host}: ${err.message}`);
+          }
+          if (!(err instanceof RegistryUnavailableError)) throw err;
+          if (++failures >= attempts) throw new RegistryUnavailableError(`${err.message} (gave up after ${attempts} attempts)`, { cause: err });
+          const delay = this.transport.backoff(failures - 1);
+          this.logFn(`${shortDigest(desc.digest)}: ${err.message}; resuming at byte ${writer.offset} in ${delay} ms (attempt ${failures + 1}/${attempts})`);
+          await sleep(delay);
+        }
       }
-      if (res.status !== 200) throw await this.statusError(res, ep, what);
-      const started = Date.now();
-      this.logFn(`${shortDigest(desc.digest)}: downloading ${humanSize(desc.size)} from ${ep.host}`);
-      try {
-        const body = onBytes ? counted(res.stream(), (n) => onBytes(desc.digest, n, desc.size)) : res.stream();
-        await this.store.ingest(body, { digest: desc.digest, size: desc.size });
-        this.logFn(`${shortDigest(desc.digest)}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        return;
-      } catch (err) {
-        if (!(err instanceof RegistryUnavailableError) || attempt + 1 >= attempts) throw err;
-        const delay = this.transport.backoff(attempt);
-        this.logFn(`${shortDigest(desc.digest)}: ${err.message}; retrying in ${delay} ms (attempt ${attempt + 2}/${attempts})`);
-        await sleep(delay);
-      }
+    } finally {
+      await writer.abort(); // no-op once committed
     }
   }
 }
 
-/** Passes chunks through, reporting the running byte count after each. */
-async function* counted(source: AsyncIterable<Uint8Array>, report: (bytes: number) => void): AsyncGenerator<Uint8Array> {
-  let n = 0;
-  for await (const chunk of source) {
-    n += chunk.byteLength;
-    report(n);
-    yield chunk;
-  }
+/** The first byte position of a `Content-Range: bytes START-END/TOTAL` header. */
+function contentRangeStart(v: string | null): number | undefined {
+  const m = /^\s*bytes\s+(\d+)-\d+\/(?:\d+|\*)\s*$/i.exec(v ?? '');
+  return m ? Number(m[1]) : undefined;
 }
 
 /** Re-labels validation errors with the reference they came from. */

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasherFor, isValidDigest, parseDigest, sha256Digest } from './digest.js';
 import { BlobNotFoundError, DigestMismatchError } from './errors.js';
@@ -72,38 +72,26 @@ export class ContentStore {
    * On any failure the partial file is removed and nothing appears in blobs/.
    */
   async ingest(source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, expected: IngestExpectation): Promise<void> {
-    const hasher = hasherFor(expected.digest); // validates the digest before touching disk
+    const writer = await this.begin(expected);
+    try {
+      for await (const raw of source as AsyncIterable<Uint8Array | string>) await writer.write(toBytes(raw));
+      await writer.commit();
+    } finally {
+      await writer.abort(); // no-op once committed
+    }
+  }
+
+  /**
+   * Opens a partial blob under ingest/ that the caller fills in pieces: a
+   * download can continue after a dropped connection (HTTP Range) without
+   * hashing anything twice, or start over with reset(). Always end with
+   * commit() or abort().
+   */
+  async begin(expected: IngestExpectation): Promise<IngestWriter> {
+    hasherFor(expected.digest); // validates the digest before touching disk
     const tmp = this.tempPath();
     const fh = await open(tmp, 'wx', 0o644);
-    let closed = false;
-    try {
-      let size = 0;
-      for await (const raw of source as AsyncIterable<Uint8Array | string>) {
-        const chunk = toBytes(raw);
-        size += chunk.byteLength;
-        if (expected.size !== undefined && size > expected.size) {
-          // Stop early: a server sending more than promised is broken or hostile.
-          throw new DigestMismatchError(`blob ${expected.digest}: received more than the expected ${expected.size} bytes`);
-        }
-        hasher.update(chunk);
-        await fh.write(chunk);
-      }
-      if (expected.size !== undefined && size !== expected.size) {
-        throw new DigestMismatchError(`blob ${expected.digest}: size mismatch, expected ${expected.size} bytes, got ${size}`);
-      }
-      const actual = hasher.digest();
-      if (actual !== expected.digest) {
-        throw new DigestMismatchError(`blob digest mismatch: expected ${expected.digest}, got ${actual}`);
-      }
-      await fh.sync();
-      await fh.close();
-      closed = true;
-      await this.commit(tmp, expected.digest);
-    } catch (err) {
-      if (!closed) await fh.close().catch(() => undefined);
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    return new IngestWriter(fh, tmp, expected, (path) => this.commit(path, expected.digest));
   }
 
   /** For content we produce ourselves (configs, manifests). */
@@ -252,5 +240,85 @@ export class ContentStore {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+}
+
+/**
+ * One partial blob being written under ingest/. Bytes are hashed as they are
+ * written, so `offset` is also how much has been verified-so-far; nothing is
+ * visible under blobs/ until commit() has checked size and digest.
+ */
+export class IngestWriter {
+  private hasher: ReturnType<typeof hasherFor>;
+  private size = 0;
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+
+  constructor(
+    private readonly fh: FileHandle,
+    readonly path: string,
+    readonly expected: IngestExpectation,
+    private readonly publish: (path: string) => Promise<void>,
+  ) {
+    this.hasher = hasherFor(expected.digest);
+  }
+
+  /** Bytes written so far: where a resumed download continues. */
+  get offset(): number {
+    return this.size;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.state !== 'open') throw new Error(`ingest of ${this.expected.digest} is already ${this.state}`);
+    const size = this.size + chunk.byteLength;
+    if (this.expected.size !== undefined && size > this.expected.size) {
+      // Stop early: a server sending more than promised is broken or hostile.
+      throw new DigestMismatchError(`blob ${this.expected.digest}: received more than the expected ${this.expected.size} bytes`);
+    }
+    this.hasher.update(chunk);
+    // Positional write: after reset() the file offset is not where the data goes.
+    await this.fh.write(chunk, 0, chunk.byteLength, this.size);
+    this.size = size;
+  }
+
+  /** Starts over from byte 0 (the server ignored a Range request, or a resumed download was wrong). */
+  async reset(): Promise<void> {
+    if (this.state !== 'open') throw new Error(`ingest of ${this.expected.digest} is already ${this.state}`);
+    await this.fh.truncate(0);
+    this.hasher = hasherFor(this.expected.digest);
+    this.size = 0;
+  }
+
+  /**
+   * Verifies size and digest, fsyncs and renames into blobs/. On a mismatch
+   * the writer stays open (the caller may reset() and try again, or abort()).
+   */
+  async commit(): Promise<void> {
+    if (this.state !== 'open') throw new Error(`ingest of ${this.expected.digest} is already ${this.state}`);
+    const { expected } = this;
+    if (expected.size !== undefined && this.size !== expected.size) {
+      throw new DigestMismatchError(`blob ${expected.digest}: size mismatch, expected ${expected.size} bytes, got ${this.size}`);
+    }
+    const actual = this.hasher.digest();
+    if (actual !== expected.digest) {
+      throw new DigestMismatchError(`blob digest mismatch: expected ${expected.digest}, got ${actual}`);
+    }
+    try {
+      await this.fh.sync();
+      await this.fh.close();
+      this.state = 'committed';
+      await this.publish(this.path);
+    } catch (err) {
+      this.state = 'open';
+      await this.abort();
+      throw err;
+    }
+  }
+
+  /** Closes and removes the partial file. Safe to call more than once, and after commit() (then it does nothing). */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    await this.fh.close().catch(() => undefined);
+    await rm(this.path, { force: true });
   }
 }

@@ -3,7 +3,7 @@ export { sha256Digest, parseDigest, isValidDigest, digestOf, type DigestAlgorith
 export { parseReference, makeReference, withDigest, DEFAULT_REGISTRY, type Reference } from './reference.js';
 export * from './types.js';
 export { platformScore } from './platform.js';
-export { ContentStore, type IngestExpectation } from './content-store.js';
+export { ContentStore, type IngestExpectation, type IngestWriter } from './content-store.js';
 export { RegistryClient, MAX_MANIFEST_BYTES, type RegistryClientOptions, type ResolvedImage, type PullOptions, type BlobBytesListener } from './client.js';
 export { parseChallenges, type Challenge } from './auth/challenge.js';
 export {

@@ -147,3 +147,34 @@ test('missing blobs and invalid digests give typed errors', async () => {
   expect(() => store.blobPath('sha256:../../etc/passwd')).toThrow(/invalid digest/);
   await expect(store.ingest(chunks(Buffer.from('x')), { digest: 'md5:abc' })).rejects.toThrow(/unsupported algorithm/);
 });
+
+test('begin(): a partial blob written in pieces, reset to start over, verified on commit', async () => {
+  const data = Buffer.from('resumable download '.repeat(50));
+  const digest = sha256Digest(data);
+  const w = await store.begin({ digest, size: data.byteLength });
+  await w.write(data.subarray(0, 100));
+  expect(w.offset).toBe(100);
+  // Wrong bytes, then a reset: the file and the hash start again from zero.
+  await w.write(Buffer.alloc(50, 0x78));
+  await expect(w.commit()).rejects.toThrow(/size mismatch/);
+  await w.reset();
+  expect(w.offset).toBe(0);
+  expect((await stat(w.path)).size).toBe(0);
+  await w.write(data.subarray(0, 400));
+  await w.write(data.subarray(400));
+  await w.commit();
+  await w.abort(); // no-op after commit
+  expect((await store.readBlob(digest)).equals(data)).toBe(true);
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('begin(): a digest mismatch on commit keeps the writer open until abort() removes it', async () => {
+  const w = await store.begin({ digest: sha256Digest('expected'), size: 5 });
+  await w.write(Buffer.from('wrong'));
+  await expect(w.commit()).rejects.toBeInstanceOf(DigestMismatchError);
+  expect(await readdir(ingestDir())).toHaveLength(1);
+  await w.abort();
+  expect(await readdir(ingestDir())).toEqual([]);
+  expect(await readdir(blobsDir())).toEqual([]);
+  await expect(w.write(Buffer.from('x'))).rejects.toThrow(/aborted/);
+});

@@ -5,7 +5,8 @@ import {
   type Descriptor, type ImageConfig, type Platform,
 } from '@stowage/registry-client';
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
-import { ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
+import { MAX_DOCKERFILE_BYTES, ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
+import { readBounded } from './bounded-read.js';
 import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
@@ -132,7 +133,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const file = basename(dockerfilePath);
   let text: string;
   try {
-    text = await readFile(dockerfilePath, 'utf8');
+    // One byte over the limit is enough for the parser to refuse it with a line number.
+    text = await readBounded(dockerfilePath, MAX_DOCKERFILE_BYTES + 1);
   } catch (err) {
     throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }

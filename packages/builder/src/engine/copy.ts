@@ -1,5 +1,7 @@
 import { copyFile, constants, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { posix } from 'node:path';
+import { promisify } from 'node:util';
 import { detectArchive, extractArchive } from './archive.js';
 import { applyChmod, type ChmodSpec } from './chmod.js';
 import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignore.js';
@@ -56,6 +58,8 @@ export interface CopySpec {
 }
 
 export type SetOwner = (path: string, owner: CopyOwner) => Promise<void>;
+
+const execFileP = promisify(execFile);
 
 const lchownOwner: SetOwner = (path, owner) => lchown(path, owner.uid, owner.gid);
 
@@ -392,8 +396,13 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
   } else if (st.isFile()) {
     await copyFile(source, path, constants.COPYFILE_FICLONE);
     await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+  } else if (st.isFIFO()) {
+    // Recreated, never opened (an open waits for a writer forever), as Docker does.
+    await execFileP('mkfifo', ['-m', '600', '--', path]);
+    await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else {
-    warn(`skipping ${dest}: sockets, FIFOs and device nodes are not copied`);
+    // Docker skips sockets too; device nodes cannot be made in a user namespace (the runtime provides /dev).
+    warn(`skipping ${dest}: ${st.isSocket() ? 'sockets are' : 'device nodes are'} not copied`);
   }
 }
 

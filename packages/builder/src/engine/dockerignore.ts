@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readBounded, NotRegularFileError } from './bounded-read.js';
 import { basename, dirname, join, posix } from 'node:path';
 
 /**
@@ -168,17 +168,22 @@ export function parseIgnoreFile(text: string): string[] {
  * next to the Dockerfile when it exists, else `.dockerignore` at the context
  * root. No file: an empty matcher (excludes nothing).
  */
+/** Far beyond any real ignore file; a link to /dev/zero must not fill the memory. */
+const MAX_IGNORE_FILE_BYTES = 4 * 1024 * 1024;
+
 export async function loadDockerignore(contextDir: string, dockerfilePath: string): Promise<IgnoreMatcher> {
   const candidates = [join(dirname(dockerfilePath), `${basename(dockerfilePath)}.dockerignore`), join(contextDir, '.dockerignore')];
   for (const file of candidates) {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readBounded(file, MAX_IGNORE_FILE_BYTES + 1, { regularOnly: true });
     } catch (err) {
+      if (err instanceof NotRegularFileError) throw new IgnorePatternError(err.message);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') continue;
       throw err;
     }
+    if (Buffer.byteLength(text, 'utf8') > MAX_IGNORE_FILE_BYTES) throw new IgnorePatternError(`${file}: larger than ${MAX_IGNORE_FILE_BYTES} bytes`);
     try {
       return new IgnoreMatcher(parseIgnoreFile(text));
     } catch (err) {

@@ -3,7 +3,7 @@ export { nodeArgs } from './ast.js';
 export { dumpNode, goQuote } from './dump.js';
 export { DockerfileParseError, ShellExpansionError } from './errors.js';
 export { chompHeredocContent, parseHeredocMarker } from './heredoc.js';
-export { parse, type ParseOptions } from './parser.js';
+export { parse, MAX_DOCKERFILE_BYTES, type ParseOptions } from './parser.js';
 export { ShellLex, type ShellEnv, type ShellLexOptions, type ShellWordResult } from './shell-lex.js';
 export { parseInstructions, type ParseInstructionsOptions } from './instructions.js';
 export type {

@@ -11,7 +11,12 @@ import { cutAtFirstBlank, isSpace, splitBlanks, trimLeftSpace, trimSpace } from 
 /** Settings the argument parsers depend on. */
 export interface LineContext {
   escapeToken: string;
+  /** How many ONBUILDs wrap the line being parsed. */
+  onbuildDepth?: number;
 }
+
+/** `ONBUILD ONBUILD …` is refused later anyway; this only keeps the recursion shallow. */
+const MAX_ONBUILD_DEPTH = 16;
 
 type Shaped = { next: Node | undefined; json?: boolean };
 type ArgParser = (rest: string, ctx: LineContext) => Shaped;
@@ -251,8 +256,10 @@ const parseHealthConfig: ArgParser = (rest, ctx) => {
 /** ONBUILD: the wrapped instruction becomes the single child of one argument node. */
 const parseSubCommand: ArgParser = (rest, ctx) => {
   if (rest === '') return { next: undefined };
+  const depth = (ctx.onbuildDepth ?? 0) + 1;
+  if (depth > MAX_ONBUILD_DEPTH) throw new Error(`ONBUILD nested more than ${MAX_ONBUILD_DEPTH} deep`);
   const wrapper = newNode('');
-  wrapper.children.push(nodeFromLine(rest, ctx, []));
+  wrapper.children.push(nodeFromLine(rest, { ...ctx, onbuildDepth: depth }, []));
   return { next: wrapper };
 };
 

@@ -13,6 +13,16 @@ import { nodeFromLine } from './line-parsers.js';
 
 /** bufio.Scanner's limit in BuildKit (64 KiB buffer, one byte kept for the newline). */
 const MAX_LINE_BYTES = 65535;
+/**
+ * Our own bounds, so that parsing takes bounded memory whatever the input:
+ * BuildKit caps physical lines only, but then a continued instruction or the
+ * whole file could be arbitrarily large. Real Dockerfiles are kilobytes.
+ */
+/** In UTF-8 bytes, as read from disk. */
+export const MAX_DOCKERFILE_BYTES = 16 * 1024 * 1024;
+export const MAX_INSTRUCTION_CHARS = 1024 * 1024;
+/** Far more than any image can use (Docker stops at 125 layers), and it keeps the AST small. */
+export const MAX_INSTRUCTIONS = 10_000;
 
 const HEREDOC_INSTRUCTIONS = new Set(['add', 'copy', 'run']);
 
@@ -31,18 +41,11 @@ export function parse(text: string, opts: ParseOptions = {}): ParseResult {
   }
 }
 
-/** Physical lines, each still carrying its own terminator (heredoc bodies need it verbatim). */
-function physicalLines(text: string): string[] {
-  const lines: string[] = [];
-  let start = 0;
-  for (;;) {
-    const nl = text.indexOf('\n', start);
-    if (nl < 0) break;
-    lines.push(text.slice(start, nl + 1));
-    start = nl + 1;
-  }
-  if (start < text.length) lines.push(text.slice(start));
-  return lines;
+/** The physical line starting at `start`, with its own terminator (heredoc bodies need it verbatim); read lazily so a refused file is not split whole. */
+function lineFrom(text: string, start: number): string | undefined {
+  if (start >= text.length) return undefined;
+  const nl = text.indexOf('\n', start);
+  return nl < 0 ? text.slice(start) : text.slice(start, nl + 1);
 }
 
 function trimNewline(line: string): string {
@@ -76,8 +79,10 @@ const CONTINUATION = {
 } as const;
 
 function parseText(input: string): ParseResult {
+  if (input.length > MAX_DOCKERFILE_BYTES || Buffer.byteLength(input, 'utf8') > MAX_DOCKERFILE_BYTES) {
+    throw new DockerfileParseError(`Dockerfile larger than the maximum of ${MAX_DOCKERFILE_BYTES} bytes`, lineAtByte(input, MAX_DOCKERFILE_BYTES));
+  }
   const text = input.startsWith('\ufeff') ? input.slice(1) : input;
-  const lines = physicalLines(text);
   const directives = new DirectiveParser();
   const root = newNode('');
   const warnings: ParseWarning[] = [];
@@ -87,9 +92,9 @@ function parseText(input: string): ParseResult {
 
   // Reads the next physical line, enforcing BuildKit's length limit.
   const readLine = (): string | undefined => {
-    const raw = lines[cursor];
+    const raw = lineFrom(text, cursor);
     if (raw === undefined) return undefined;
-    cursor++;
+    cursor += raw.length;
     currentLine++;
     if (Buffer.byteLength(trimNewline(raw), 'utf8') > MAX_LINE_BYTES) {
       throw new DockerfileParseError(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`, currentLine);
@@ -134,12 +139,18 @@ function parseText(input: string): ParseResult {
       }
       cont = continuation(body);
       line += cont ?? body;
+      if (line.length > MAX_INSTRUCTION_CHARS) {
+        throw new DockerfileParseError(`instruction longer than the maximum of ${MAX_INSTRUCTION_CHARS} characters (continuation lines joined)`, startLine);
+      }
     }
 
     if (emptyContinuationLine !== undefined) {
       warnings.push({ message: `Empty continuation line found in: ${line}`, line: emptyContinuationLine });
     }
 
+    if (root.children.length >= MAX_INSTRUCTIONS) {
+      throw new DockerfileParseError(`more than ${MAX_INSTRUCTIONS} instructions`, startLine);
+    }
     let child: Node;
     try {
       child = nodeFromLine(line, { escapeToken: directives.escapeToken }, comments);
@@ -175,6 +186,20 @@ function parseText(input: string): ParseResult {
     directives: { ...directives.values },
     warnings,
   };
+}
+
+/** 1-based line number of the byte at `offset` of the text's UTF-8 encoding. */
+function lineAtByte(text: string, offset: number): number {
+  let line = 1;
+  let bytes = 0;
+  for (let start = 0; start < text.length; line++) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 ? text.length : nl + 1;
+    bytes += Buffer.byteLength(text.slice(start, end), 'utf8');
+    if (bytes > offset) return line;
+    start = end;
+  }
+  return line - 1;
 }
 
 function* argNodes(node: Node): Generator<Node> {

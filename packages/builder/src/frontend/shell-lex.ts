@@ -2,6 +2,19 @@ import { isDigit, isLetter, isSpace } from './chars.js';
 import { ShellExpansionError } from './errors.js';
 
 /**
+ * Bounds that keep one word's expansion small and fast whatever the
+ * Dockerfile says (BuildKit has none, but Go's growable stacks and linear
+ * regexps make it degrade more gently). Real Dockerfiles stay far below:
+ * `${a:-${b:-…}}` nests a handful deep, and a single environment string
+ * cannot exceed 128 KiB on Linux anyway (MAX_ARG_STRLEN).
+ */
+export const MAX_SUBSTITUTION_DEPTH = 100;
+/** For the word given and for its expansion (expanding costs tens of bytes per character). */
+export const MAX_EXPANDED_CHARS = 1024 * 1024;
+/** Automaton steps (text length × pattern length) one word's `#`, `%` and `/` operations may take. */
+const MAX_PATTERN_WORK = 20_000_000;
+
+/**
  * BuildKit's `shell.Lex`: the word expansion Dockerfile instructions get
  * (quote removal, escapes, `$VAR` / `${VAR…}` substitution and, for
  * `processWords`, word splitting). It deliberately is *not* a POSIX shell:
@@ -61,13 +74,16 @@ export class ShellLex {
 
   /** Both results plus which variables were referenced (for unused/undefined ARG reporting). */
   process(word: string, env: ShellEnv): ShellWordResult {
+    if (word.length > MAX_EXPANDED_CHARS) {
+      throw new ShellExpansionError(`failed to process ${JSON.stringify(clip(word))}: word longer than ${MAX_EXPANDED_CHARS} characters`);
+    }
     const sw = new WordProcessor(this, word, env);
     try {
       const { result, words } = sw.processStopOn(undefined, this.rawEscapes);
       return { result, words, matched: sw.matched, unmatched: sw.unmatched };
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      throw new ShellExpansionError(`failed to process ${JSON.stringify(word)}: ${msg}`);
+      throw new ShellExpansionError(`failed to process ${JSON.stringify(clip(word))}: ${clip(msg, 300)}`);
     }
   }
 }
@@ -112,6 +128,11 @@ class WordCollector {
 /** Internal failure; `ShellLex.process` rewraps it with the word being processed. */
 class LexFailure extends Error {}
 
+/** Messages quote the input; a 60 KiB word is not worth quoting whole. */
+function clip(s: string, max = 100): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
 /** One expansion run over one word (BuildKit's `shellWord`). */
 class WordProcessor {
   private readonly chars: string[];
@@ -119,6 +140,10 @@ class WordProcessor {
   private rawEscapes: boolean;
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
+  /** How many `${` we are inside. */
+  private depth = 0;
+  /** Shared by every pattern operation of this word. */
+  private readonly budget = new Budget();
 
   constructor(
     private readonly lex: ShellLex,
@@ -166,6 +191,7 @@ class WordProcessor {
       if (ch === '$') {
         const value = this.processDollar();
         result += value;
+        checkSize(result);
         // Unquoted expansions are subject to word splitting.
         words.addString(value);
         continue;
@@ -248,6 +274,7 @@ class WordProcessor {
       }
       if (peek === '$') {
         result += this.processDollar();
+        checkSize(result);
         continue;
       }
       let ch = this.next()!;
@@ -272,6 +299,17 @@ class WordProcessor {
     }
 
     this.next(); // '{'
+    if (this.depth >= MAX_SUBSTITUTION_DEPTH) throw new LexFailure(`substitutions nested more than ${MAX_SUBSTITUTION_DEPTH} deep`);
+    this.depth++;
+    try {
+      return this.processBraced();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** After `${`: the name, an operator and its word, up to the closing `}`. */
+  private processBraced(): string {
     const first = this.peek();
     if (first === undefined) throw new LexFailure("syntax error: missing '}'");
     if (first === '{' || first === '}' || first === ':') throw new LexFailure('syntax error: bad substitution');
@@ -327,7 +365,7 @@ class WordProcessor {
         // `#`/`%` remove the shortest match, `##`/`%%` the longest.
         const greedy = word.startsWith(ch);
         const pattern = greedy ? word.slice(1) : word;
-        return ch === '%' ? trimSuffix(pattern, value ?? '', greedy) : trimPrefix(pattern, value ?? '', greedy);
+        return ch === '%' ? trimSuffix(pattern, value ?? '', greedy, this.budget) : trimPrefix(pattern, value ?? '', greedy, this.budget);
       }
       default:
         throw new LexFailure(`unsupported modifier (${chs}) in substitution`);
@@ -356,8 +394,7 @@ class WordProcessor {
 
     const value = this.getEnv(name);
     if (value === undefined && this.lex.skipUnsetEnv) return `\${${name}/${pattern}/${replacement}}`;
-    const re = shellPatternToRegex(pattern, true, false);
-    return replaceMatches(value ?? '', re, replacement, replaceAll);
+    return replaceMatches(value ?? '', pattern, replacement, replaceAll, this.budget);
   }
 
   private processName(): string {
@@ -390,6 +427,10 @@ class WordProcessor {
   }
 }
 
+function checkSize(result: string): void {
+  if (result.length > MAX_EXPANDED_CHARS) throw new LexFailure(`expansion longer than ${MAX_EXPANDED_CHARS} characters`);
+}
+
 function isMap(env: ShellEnv): env is ReadonlyMap<string, string> {
   return env instanceof Map;
 }
@@ -399,99 +440,170 @@ function isSpecialParam(ch: string): boolean {
 }
 
 /**
- * Shell wildcard pattern (`*`, `?`, backslash escapes; no bracket
- * expressions, like BuildKit) to a regular expression.
+ * A shell wildcard pattern: `*`, `?` and literal characters (backslash
+ * escapes; no bracket expressions, like BuildKit).
  */
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean): RegExp {
+type GlobToken = { kind: 'star' } | { kind: 'any' } | { kind: 'lit'; ch: string };
+
+function parsePattern(pattern: string): GlobToken[] {
   const chars = Array.from(pattern);
-  let out = anchored ? '^' : '';
+  const out: GlobToken[] = [];
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i]!;
-    switch (ch) {
-      case '*':
-        out += greedy ? '.*' : '.*?';
-        continue;
-      case '?':
-        out += '.';
-        continue;
-      case '\\': {
-        const nextCh = chars[i + 1];
-        // `\}` and `\/` were only escaped to get past the ${} syntax.
-        if (nextCh === '}' || nextCh === '/') continue;
-        if (nextCh !== '*' && nextCh !== '?' && nextCh !== '\\') {
-          throw new LexFailure(`invalid pattern (${pattern}) in substitution: invalid escape '\\${nextCh ?? ''}'`);
-        }
-        out += '\\' + nextCh;
-        i++;
-        continue;
+    if (ch === '*') {
+      // `**` matches what `*` matches; one state is enough.
+      if (out[out.length - 1]?.kind !== 'star') out.push({ kind: 'star' });
+    } else if (ch === '?') {
+      out.push({ kind: 'any' });
+    } else if (ch === '\\') {
+      const nextCh = chars[i + 1];
+      // `\}` and `\/` were only escaped to get past the ${} syntax.
+      if (nextCh === '}' || nextCh === '/') continue;
+      if (nextCh !== '*' && nextCh !== '?' && nextCh !== '\\') {
+        throw new LexFailure(`invalid pattern (${clip(pattern)}) in substitution: invalid escape '\\${nextCh ?? ''}'`);
       }
-      case '[': case ']': case '{': case '}': case '.': case '+':
-      case '(': case ')': case '|': case '^': case '$':
-        out += '\\' + ch;
-        continue;
-    }
-    out += ch;
-  }
-  return new RegExp(out, 'u');
-}
-
-function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
-  return m ? value.slice(m.index + m[0].length) : value;
-}
-
-/** Reverse a pattern but keep each escape in front of the character it escapes. */
-function reversePattern(pattern: string): string {
-  const chars = Array.from(pattern);
-  const out: string[] = new Array<string>(chars.length);
-  const last = chars.length - 1;
-  for (let i = 0; i <= last; ) {
-    const ch = chars[i]!;
-    const at = last - i;
-    if (ch === '\\' && i !== last) {
-      out[at - 1] = ch;
-      out[at] = chars[i + 1]!;
-      i += 2;
-    } else {
-      out[at] = ch;
+      out.push({ kind: 'lit', ch: nextCh });
       i++;
+    } else {
+      out.push({ kind: 'lit', ch });
     }
   }
-  return out.join('');
+  return out;
 }
 
-function reverseString(s: string): string {
-  return Array.from(s).reverse().join('');
+/**
+ * Matches a wildcard pattern by simulating its automaton (one state per
+ * token) over the text, instead of a backtracking RegExp: `${v#*a*a*a*b}`
+ * must not take exponential time on a long value (Go's regexp, which
+ * BuildKit uses, is linear too). `start[j]` is the leftmost text position
+ * from which the first j tokens match up to the current position.
+ */
+class GlobMatcher {
+  private readonly m: number;
+
+  constructor(private readonly tokens: GlobToken[]) {
+    this.m = tokens.length;
+  }
+
+  /** Stars match the empty string: propagate each state through the stars that follow it. */
+  private close(st: Int32Array): void {
+    for (let j = 0; j < this.m; j++) {
+      if (st[j]! >= 0 && this.tokens[j]!.kind === 'star' && (st[j + 1]! < 0 || st[j]! < st[j + 1]!)) st[j + 1] = st[j]!;
+    }
+  }
+
+  /** Consumes one character: the states after `ch` go into `next` (overwritten), which is returned. */
+  private step(st: Int32Array, next: Int32Array<ArrayBuffer>, ch: string, budget: Budget): Int32Array<ArrayBuffer> {
+    next.fill(-1);
+    budget.spend(this.m + 1);
+    for (let j = 0; j < this.m; j++) {
+      const from = st[j]!;
+      if (from < 0) continue;
+      const t = this.tokens[j]!;
+      const to = t.kind === 'star' ? j : t.kind === 'any' || t.ch === ch ? j + 1 : -1;
+      if (to >= 0 && (next[to]! < 0 || from < next[to]!)) next[to] = from;
+    }
+    this.close(next);
+    return next;
+  }
+
+  /** Lengths of the prefixes of `text` the whole pattern matches: the shortest and the longest, or undefined. */
+  prefixMatch(text: string[], budget: Budget): { shortest: number; longest: number } | undefined {
+    let st = new Int32Array(this.m + 1).fill(-1);
+    let spare = new Int32Array(this.m + 1);
+    st[0] = 0;
+    this.close(st);
+    let shortest = -1;
+    let longest = -1;
+    for (let p = 0; ; p++) {
+      if (st[this.m]! >= 0) {
+        if (shortest < 0) shortest = p;
+        longest = p;
+      }
+      if (p === text.length || !st.some((v) => v >= 0)) break;
+      [st, spare] = [this.step(st, spare, text[p]!, budget), st];
+    }
+    return shortest < 0 ? undefined : { shortest, longest };
+  }
+
+  /**
+   * The leftmost match starting at or after `from`, longest at that start
+   * (what a leftmost-first regexp with greedy stars finds), or undefined.
+   */
+  search(text: string[], from: number, budget: Budget): { start: number; end: number } | undefined {
+    let st = new Int32Array(this.m + 1).fill(-1);
+    let spare = new Int32Array(this.m + 1);
+    let best: { start: number; end: number } | undefined;
+    for (let p = from; ; p++) {
+      if (best === undefined) {
+        // Still looking: a match may start here.
+        if (st[0]! < 0) st[0] = p;
+        this.close(st);
+      }
+      const accepted = st[this.m]!;
+      if (accepted >= 0 && (best === undefined || accepted < best.start || (accepted === best.start && p > best.end))) {
+        best = { start: accepted, end: p };
+      }
+      if (best !== undefined) {
+        // Only threads that could still give a match at least as far left matter.
+        for (let j = 0; j <= this.m; j++) if (st[j]! > best.start) st[j] = -1;
+      }
+      if (p === text.length || (best !== undefined && !st.some((v) => v >= 0))) break;
+      [st, spare] = [this.step(st, spare, text[p]!, budget), st];
+    }
+    return best;
+  }
 }
 
-function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  // A regex finds leftmost matches only; reversing both sides turns "shortest
-  // rightmost" into "shortest leftmost".
-  return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy));
+/** Caps the automaton work of one word's pattern operations. */
+class Budget {
+  private left = MAX_PATTERN_WORK;
+
+  spend(n: number): void {
+    this.left -= n;
+    if (this.left < 0) throw new LexFailure('pattern too complex for the value it is applied to');
+  }
+}
+
+function trimPrefix(pattern: string, value: string, greedy: boolean, budget: Budget): string {
+  const text = Array.from(value);
+  const m = new GlobMatcher(parsePattern(pattern)).prefixMatch(text, budget);
+  return m === undefined ? value : text.slice(greedy ? m.longest : m.shortest).join('');
+}
+
+function trimSuffix(pattern: string, value: string, greedy: boolean, budget: Budget): string {
+  // The longest/shortest suffix is the longest/shortest prefix of the reversed text for the reversed pattern.
+  const text = Array.from(value).reverse();
+  const m = new GlobMatcher(parsePattern(pattern).reverse()).prefixMatch(text, budget);
+  return m === undefined ? value : text.slice(greedy ? m.longest : m.shortest).reverse().join('');
 }
 
 /**
  * Go `Regexp.ReplaceAllString` semantics with a literal replacement: an empty
- * match directly after a previous match is skipped (JS would replace it).
+ * match directly after a previous match is skipped.
  */
-function replaceMatches(value: string, re: RegExp, replacement: string, all: boolean): string {
-  const global = new RegExp(re.source, 'gu');
+function replaceMatches(value: string, pattern: string, replacement: string, all: boolean, budget: Budget): string {
+  const matcher = new GlobMatcher(parsePattern(pattern));
+  const text = Array.from(value);
   let out = '';
   let copiedTo = 0;
   let prevEnd = -1;
-  for (let m = global.exec(value); m !== null; m = global.exec(value)) {
-    const start = m.index;
-    const end = start + m[0].length;
-    if (m[0].length === 0) {
-      // Step past the empty match by one code point to avoid looping forever.
-      const cp = value.codePointAt(end);
-      global.lastIndex = end + (cp !== undefined && cp > 0xffff ? 2 : 1);
-      if (start === prevEnd) continue;
+  for (let from = 0; from <= text.length; ) {
+    const m = matcher.search(text, from, budget);
+    if (m === undefined) break;
+    let next = m.end;
+    if (m.start === m.end) {
+      next = m.end + 1; // step past the empty match
+      if (m.start === prevEnd) {
+        from = next;
+        continue;
+      }
     }
-    out += value.slice(copiedTo, start) + replacement;
-    copiedTo = end;
-    prevEnd = end;
+    out += text.slice(copiedTo, m.start).join('') + replacement;
+    copiedTo = m.end;
+    prevEnd = m.end;
     if (!all) break;
+    from = next;
   }
-  return out + value.slice(copiedTo);
+  return out + text.slice(copiedTo).join('');
 }

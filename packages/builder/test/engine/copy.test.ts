@@ -188,14 +188,27 @@ describe('copyInto', () => {
     expect(await text('app/d/b')).toBe('B');
   });
 
-  test('FIFOs are skipped with a warning', async () => {
+  test('FIFOs are recreated, never opened (named or inside a directory); sockets are skipped with a warning', async () => {
     const { execFileSync } = await import('node:child_process');
+    const { createServer } = await import('node:net');
     await put(ctx, 'd/file', 'x');
-    execFileSync('mkfifo', [join(ctx, 'd/pipe')]);
-    await copyInto(root, spec(['d'], '/d'), warn);
+    execFileSync('mkfifo', ['-m', '640', join(ctx, 'd/pipe')]);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(ctx, 'd/sock'), resolve));
+    try {
+      await copyInto(root, spec(['d'], '/d'), warn);
+      await copyInto(root, spec(['d/pipe'], '/p'), warn);
+    } finally {
+      server.close();
+    }
     expect(await text('d/file')).toBe('x');
-    expect(await exists(join(root, 'd/pipe'))).toBe(false);
-    expect(warnings).toEqual([expect.stringContaining('/d/pipe')]);
+    for (const p of ['d/pipe', 'p']) {
+      const st = await lstat(join(root, p));
+      expect(st.isFIFO()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o640);
+    }
+    expect(await exists(join(root, 'd/sock'))).toBe(false);
+    expect(warnings).toEqual([expect.stringMatching(/skipping \/d\/sock: sockets are not copied/)]);
   });
 
   test('a file replaces an existing file', async () => {

@@ -136,6 +136,19 @@ describe('loadDockerignore', () => {
     expect(other.excludes('a.log')).toBe(true);
   });
 
+  test('a FIFO, a link to /dev/zero or a huge file is refused at once, not read', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { symlink } = await import('node:fs/promises');
+    execFileSync('mkfifo', [join(base, '.dockerignore')]);
+    await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/\.dockerignore is a FIFO, not a regular file/);
+    await rm(join(base, '.dockerignore'));
+    await symlink('/dev/zero', join(base, '.dockerignore'));
+    await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/is a device, not a regular file/);
+    await rm(join(base, '.dockerignore'));
+    await writeFile(join(base, '.dockerignore'), '#'.repeat(4 * 1024 * 1024 + 1));
+    await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toBeInstanceOf(IgnorePatternError);
+  });
+
   test('a bad pattern names the file', async () => {
     await writeFile(join(base, '.dockerignore'), '[oops\n');
     await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/\.dockerignore: syntax error in pattern/);

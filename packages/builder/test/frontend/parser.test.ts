@@ -1,4 +1,4 @@
-import { dumpNode, parse } from '../../src/frontend/index.js';
+import { DockerfileParseError, dumpNode, parse } from '../../src/frontend/index.js';
 
 describe('directives', () => {
   test('syntax, check and escape at the top, any case, BOM tolerated', () => {
@@ -57,5 +57,44 @@ describe('parser', () => {
   test('empty continuation lines produce a warning with their line', () => {
     const r = parse('FROM x\nRUN a \\\n\n  b\n');
     expect(r.warnings).toEqual([{ message: 'Empty continuation line found in: RUN a   b', line: 3 }]);
+  });
+});
+
+describe('bounds (refused with the line where the limit is crossed)', () => {
+  const error = (text: string): DockerfileParseError => {
+    try {
+      parse(text, { file: 'Dockerfile' });
+    } catch (e) {
+      if (e instanceof DockerfileParseError) return e;
+      throw e;
+    }
+    throw new Error('parsed');
+  };
+
+  test('a file over 16 MiB', () => {
+    const e = error(`FROM x\n${'# 64 characters of padding, repeated to make a very large file.\n'.repeat(270_000)}`);
+    expect(e.message).toBe('Dockerfile larger than the maximum of 16777216 bytes');
+    expect(e.line).toBe(262_145);
+    expect(e.location()).toBe('Dockerfile:262145');
+    // Bytes, not characters: 8 MiB of two-byte characters is over.
+    expect(error(`FROM x\nRUN ${'é'.repeat(30_000)}\n`.repeat(300)).message).toMatch(/larger than the maximum/);
+  });
+
+  test('an instruction over 1 MiB once continuation lines are joined', () => {
+    const e = error(`FROM x\nRUN ${'echo 0123456789012345678901234567890123456789 \\\n'.repeat(30_000)}true\n`);
+    expect(e.message).toMatch(/instruction longer than the maximum of 1048576 characters/);
+    expect(e.line).toBe(2);
+  });
+
+  test('more than 10 000 instructions', () => {
+    const e = error(`FROM x\n${'ENV a=b\n'.repeat(10_000)}`);
+    expect(e.message).toBe('more than 10000 instructions');
+    expect(e.line).toBe(10_001);
+    expect(() => parse(`FROM x\n${'ENV a=b\n'.repeat(9_999)}`)).not.toThrow();
+  });
+
+  test('ONBUILD nested more than 16 deep', () => {
+    expect(error(`FROM x\n${'ONBUILD '.repeat(17)}RUN x\n`).message).toBe('ONBUILD nested more than 16 deep');
+    expect(dumpNode(parse(`FROM x\n${'ONBUILD '.repeat(2)}RUN x\n`).ast)).toContain('(onbuild (onbuild (run "x")))');
   });
 });

@@ -62,3 +62,44 @@ describe('ShellLex behaviour', () => {
     expect(lex.processWord(`'a' "b" \\c $u \${u:-x} $v`, env)).toBe(`'a' "b" \\c $u \${u:-x} abcabc`);
   });
 });
+
+describe('bounds (hostile words end fast, with ShellExpansionError)', () => {
+  const lex = new ShellLex();
+
+  test('wildcard patterns take linear time, not exponential (a RegExp took 30 s for k=3 on 300 characters)', () => {
+    const long = { a: 'a'.repeat(20_000) };
+    const started = Date.now();
+    expect(lex.processWord(`\${a#${'*a'.repeat(30)}*b}`, long)).toBe(long.a);
+    expect(lex.processWord(`\${a%%${'a*'.repeat(30)}b*}`, long)).toBe(long.a);
+    expect(lex.processWord(`\${a//${'*a'.repeat(30)}*b/x}`, long)).toBe(long.a);
+    expect(lex.processWord('${a##*a}', long)).toBe('');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  test('a pattern too costly for its value is refused', () => {
+    const big = { a: 'ab'.repeat(500_000) };
+    expect(() => lex.processWord(`\${a//${'*a'.repeat(200)}*c/x}`, big)).toThrow(/pattern too complex/);
+  });
+
+  test('substitutions nested more than 100 deep are refused; 100 are fine', () => {
+    const nest = (n: number) => '${a:-'.repeat(n) + 'x' + '}'.repeat(n);
+    expect(lex.processWord(nest(100), {})).toBe('x');
+    expect(() => lex.processWord(nest(101), {})).toThrow(ShellExpansionError);
+    expect(() => lex.processWord(nest(101), {})).toThrow(/nested more than 100 deep/);
+  });
+
+  test('expansions and words over 1 MiB are refused, and the message quotes only the start', () => {
+    const env2 = { a: 'x'.repeat(300_000) };
+    expect(lex.processWord('$a$a$a', env2)).toHaveLength(900_000);
+    expect(() => lex.processWord('$a$a$a$a', env2)).toThrow(/expansion longer than 1048576 characters/);
+    let err: unknown;
+    try {
+      lex.processWord('y'.repeat(2_000_000), {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ShellExpansionError);
+    expect((err as Error).message).toMatch(/word longer than 1048576 characters/);
+    expect((err as Error).message.length).toBeLessThan(400);
+  });
+});
