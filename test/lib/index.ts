@@ -26,3 +26,4 @@ export {
   type UnpackedLayer,
   type UnpackedOci,
 } from './oci.js';
+export { leftovers, corruptBlobs, processesUnder, mountsUnder } from './root-state.js';

@@ -11,6 +11,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { Header } from 'tar';
+import { crashPoint } from './crash-point.js';
 import { SnapshotError } from './errors.js';
 
 export type LayerEntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice' | 'BlockDevice';
@@ -128,6 +129,7 @@ async function* tarStream(entries: AsyncIterable<LayerEntry>, counter: { n: numb
     counter.n++;
     yield* encodeHeader(e);
     if (e.type === 'File' && e.size > 0) yield* fileBody(e);
+    crashPoint('diff:entry');
   }
   yield Buffer.alloc(1024); // end-of-archive: two zero blocks
 }

@@ -28,6 +28,7 @@ import { availableParallelism } from 'node:os';
 import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
+import { crashPoint } from '../crash-point.js';
 import { resolveUser } from './users.js';
 
 export interface BuildOptions {
@@ -189,7 +190,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress,
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
-    cache: new BuildCache(posix.join(state.root, 'cache')),
+    cache: new BuildCache(posix.join(state.root, 'cache'), state.buildTmp),
     cacheBypass: (stage) => {
       if (opts.noCache) return '--no-cache';
       return noCacheFilter.has(stage) ? `--no-cache-filter ${stage}` : undefined;
@@ -283,7 +284,7 @@ class Engine {
 
   /** The context's files after .dockerignore, indexed once per build when a context COPY/ADD needs them. */
   private contextIndex(): Promise<ContextIndex> {
-    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'));
+    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'), this.ctx.state.buildTmp);
     return this.contextIndexRun;
   }
 
@@ -443,6 +444,7 @@ class Engine {
           // Single-id namespace: the owners the layer asked for live in snapshot metadata.
           if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
           await this.ctx.snapshots.commit(chain, key);
+          crashPoint('unpack:committed');
         } catch (err) {
           await this.ctx.snapshots.release(key).catch(() => undefined);
           throw err;
@@ -662,9 +664,11 @@ class Engine {
         return { snapshot: null, created };
       }
       await this.ctx.store.importFile(tmp, layer.digest);
+      crashPoint('step:imported');
       const chain = nextChainId(st.snapshot, layer.diffID);
       await this.ctx.snapshots.commit(chain, key);
       committed = true;
+      crashPoint('step:committed');
       st.snapshot = chain;
       const layerRef: LayerRef = { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID };
       st.layers.push(layerRef);

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { reapContainers } from '../runtime/reap.js';
 
 /** Default `--root`: `$XDG_DATA_HOME/stowage`, else `~/.local/share/stowage`. */
 export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -28,7 +29,8 @@ function pidAlive(pid: number): boolean {
 /**
  * Creates the state layout and this build's temporary directory, and removes
  * temporary directories of builds that died (their pid is in the name), so a
- * killed build never leaves litter for the next one.
+ * killed build never leaves litter for the next one. A container such a
+ * build left running is killed first (its runc state is in that directory).
  */
 export async function openStateRoot(root: string): Promise<StateRoot> {
   const tmp = join(root, 'tmp');
@@ -36,6 +38,7 @@ export async function openStateRoot(root: string): Promise<StateRoot> {
   for (const name of await readdir(tmp)) {
     const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
     if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
+      await reapContainers(join(tmp, name, 'runc'));
       await rm(join(tmp, name), { recursive: true, force: true });
     }
   }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { isProcessAlive } from '@stowage/registry-client';
+import { crashPoint } from '../crash-point.js';
 
 /**
  * An output written to a temporary name in its destination's directory and
@@ -43,6 +45,24 @@ export function tempPathFor(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}.stowage-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/**
+ * Removes the temporaries next to `dest` that builds which died left behind
+ * (`.<name>.stowage-<pid>-…`, the pid no longer running): a build killed
+ * while writing an output leaves its temporary, and the next build writing
+ * the same output cleans it up. Never throws.
+ */
+export async function removeDeadTemporaries(dest: string): Promise<void> {
+  const dir = dirname(dest);
+  const prefix = `.${basename(dest)}.stowage-`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
@@ -57,6 +77,7 @@ function pendingFile(tmp: string, dest: string, kind: string, untrack: () => voi
     dest,
     kind,
     commit: async () => {
+      crashPoint('export:before-rename');
       await rename(tmp, dest);
       untrack();
     },
@@ -70,6 +91,7 @@ function pendingFile(tmp: string, dest: string, kind: string, untrack: () => voi
 
 /** Writes a temp file next to `dest` with `write` and fsyncs it; commit renames it to `dest`. */
 async function prepareFile(dest: string, kind: string, write: (tmp: string) => Promise<void>): Promise<PendingOutput> {
+  await removeDeadTemporaries(dest);
   const tmp = tempPathFor(dest);
   const untrack = trackTemporary(tmp);
   try {
@@ -83,9 +105,17 @@ async function prepareFile(dest: string, kind: string, write: (tmp: string) => P
   return pendingFile(tmp, dest, kind, untrack);
 }
 
+/** Passes chunks through; a crash-test hook can stop the process between two of them (a half-written temp file). */
+async function* crashBetweenChunks(source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer | string> {
+  for await (const chunk of source) {
+    yield chunk;
+    crashPoint('export:partial');
+  }
+}
+
 /** Streams `source` into a temp file next to `dest`; commit renames it to `dest`. */
 export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644): Promise<PendingOutput> {
-  return prepareFile(dest, kind, (tmp) => pipeline(source, createWriteStream(tmp, { mode, flags: 'wx' })));
+  return prepareFile(dest, kind, (tmp) => pipeline(source, crashBetweenChunks, createWriteStream(tmp, { mode, flags: 'wx' })));
 }
 
 /** A small file (iidfile, metadata) written temp + fsync; commit renames it to `dest`. */
@@ -104,6 +134,7 @@ export async function commitAll(pending: PendingOutput[]): Promise<void> {
     for (const p of pending) {
       await p.commit();
       done.push(p);
+      crashPoint('export:committed');
     }
   } catch (err) {
     for (const p of done.reverse()) await p.revert().catch(() => undefined);
