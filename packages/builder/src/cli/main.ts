@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runBuild } from './build-command.js';
 import { formatError } from './format-error.js';
+import { exitUnlessInterrupted } from '../interrupt.js';
 
 const VERSION = '0.1.0';
 
@@ -104,9 +105,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(hideBin(process.argv)).then(
-  (code) => process.exit(code),
+  (code) => exitUnlessInterrupted(code),
   (err: unknown) => {
     process.stderr.write(`${formatError(err, process.argv.includes('--debug'))}\n`);
-    process.exit(1);
+    exitUnlessInterrupted(1);
   },
 );

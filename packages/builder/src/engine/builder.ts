@@ -29,6 +29,7 @@ import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
 import { crashPoint } from '../crash-point.js';
+import { lockSharedWork } from './shared-work.js';
 import { resolveUser } from './users.js';
 
 export interface BuildOptions {
@@ -434,22 +435,30 @@ class Engine {
       const diffID = diffIds[i]!;
       const chain = nextChainId(parent, diffID);
       if (!(await this.ctx.snapshots.exists(chain))) {
-        const key = `extract-${process.pid}-${++this.stepCounter}`;
-        const dir = await this.ctx.snapshots.prepare(key, parent);
+        // Another build on this root unpacking the same layer is waited for; then its snapshot is used.
+        const lock = await lockSharedWork(this.ctx.state.lockScope, `unpack ${chain}`, `unpacking layer ${desc.digest}`, (line) => step.log(line));
         try {
-          const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
-          if (applied.diffID !== diffID) {
-            throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
+          if (!(await this.ctx.snapshots.exists(chain))) {
+            const key = `extract-${process.pid}-${++this.stepCounter}`;
+            const dir = await this.ctx.snapshots.prepare(key, parent);
+            try {
+              const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
+              if (applied.diffID !== diffID) {
+                throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
+              }
+              // Single-id namespace: the owners the layer asked for live in snapshot metadata.
+              if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
+              await this.ctx.snapshots.commit(chain, key);
+              crashPoint('unpack:committed');
+            } catch (err) {
+              await this.ctx.snapshots.release(key).catch(() => undefined);
+              throw err;
+            }
+            step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
           }
-          // Single-id namespace: the owners the layer asked for live in snapshot metadata.
-          if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
-          await this.ctx.snapshots.commit(chain, key);
-          crashPoint('unpack:committed');
-        } catch (err) {
-          await this.ctx.snapshots.release(key).catch(() => undefined);
-          throw err;
+        } finally {
+          await lock?.release();
         }
-        step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
       }
       parent = chain;
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
@@ -591,12 +600,22 @@ class Engine {
         await this.ctx.cache.saveTrace(identity, trace);
         return;
       }
-      const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
-      step.cacheMiss(reason);
-      st.changeReason = reason;
-      const record = await this.runFilesystemStep(st, createdBy, step, mutate);
-      await this.ctx.cache.put(cacheKey, record);
-      await this.ctx.cache.saveTrace(identity, trace);
+      // Another build on this root running the same step is waited for; then its result is a cache hit.
+      const lock = bypass === undefined ? await lockSharedWork(this.ctx.state.lockScope, `step ${cacheKey}`, `running ${clip(createdBy)}`, (line) => step.log(line)) : undefined;
+      try {
+        if (lock !== undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) {
+          await this.ctx.cache.saveTrace(identity, trace);
+          return;
+        }
+        const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
+        step.cacheMiss(reason);
+        st.changeReason = reason;
+        const record = await this.runFilesystemStep(st, createdBy, step, mutate);
+        await this.ctx.cache.put(cacheKey, record);
+        await this.ctx.cache.saveTrace(identity, trace);
+      } finally {
+        await lock?.release();
+      }
     });
   }
 

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { lockScope } from '@stowage/registry-client';
 import { reapContainers } from '../runtime/reap.js';
 
 /** Default `--root`: `$XDG_DATA_HOME/stowage`, else `~/.local/share/stowage`. */
@@ -15,6 +16,8 @@ export interface StateRoot {
   snapshots: string;
   /** This build's scratch space (runc state, bundles, export staging); removed at the end. */
   buildTmp: string;
+  /** Names the root's locks (its real path): every build on this root contends for the same ones. */
+  lockScope: string;
 }
 
 function pidAlive(pid: number): boolean {
@@ -43,5 +46,5 @@ export async function openStateRoot(root: string): Promise<StateRoot> {
     }
   }
   const buildTmp = await mkdtemp(join(tmp, `build-${process.pid}-`));
-  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), buildTmp };
+  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), buildTmp, lockScope: await lockScope(root) };
 }
