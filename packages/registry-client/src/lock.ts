@@ -79,8 +79,9 @@ function tryBind(address: string, what: string): Promise<Lock | undefined> {
       else reject(err);
     });
     server.listen({ path: address }, () => {
-      // A held lock must not keep the process alive on its own.
+      // A held lock must not keep the process alive on its own; a failed accept must not crash it.
       server.unref();
+      server.on('error', () => undefined);
       let released: Promise<void> | undefined;
       resolve({
         release: () => {

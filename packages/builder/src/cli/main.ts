@@ -61,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build --target build -o build.tar .', 'Build only up to the stage named "build"')
         .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
         .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
-        .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror'),
+        .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror')
+        .epilogue('Environment: SOURCE_DATE_EPOCH (seconds) sets every time the build writes (default 1970). STOWAGE_LOCK_TIMEOUT (seconds, default 600): ' +
+          'how long to wait for another build on the same --root that is downloading, unpacking or running the same thing, before doing it too.'),
       async (args) => {
         try {
           exitCode = await runBuild({
