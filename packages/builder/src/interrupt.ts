@@ -27,9 +27,13 @@ export function interruption(): { done: Promise<void>; exitCode: number } | unde
   return interrupted;
 }
 
-/** The exit code an interruption in progress will end the process with, if one is. */
-export function interruptExitCode(): number | undefined {
-  return interrupted?.exitCode;
+/**
+ * Exits with `code`, unless the build was interrupted: then the signal's
+ * handler exits, with 130/143, once its cleanups are done. (The build,
+ * whose container the handler killed, usually fails meanwhile with exit 1.)
+ */
+export function exitUnlessInterrupted(code: number): void {
+  if (!interrupted) process.exit(code);
 }
 
 export function onInterrupt(cleanup: Cleanup): () => void {
@@ -52,6 +56,8 @@ function install(): void {
     notice(`interrupted (${signal}): cleaning up`);
     const done = runAll();
     interrupted = { done, exitCode: code };
+    // A cleanup that hangs must not keep the process (and its exit code) hostage.
+    setTimeout(() => process.exit(code), 30_000);
     void done.finally(() => process.exit(code));
   };
   process.once('SIGINT', handler('SIGINT', 130));

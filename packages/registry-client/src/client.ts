@@ -8,7 +8,9 @@
 import { Authorizer, type AuthContext } from './auth/authorizer.js';
 import { dockerConfigCredentials, type CredentialSource } from './auth/docker-config.js';
 import { bytesSource, type ContentStore } from './content-store.js';
+import { crashPoint } from './crash-point.js';
 import { digestOf, parseDigest } from './digest.js';
+import { LockTimeoutError, type Lock } from './lock.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,
@@ -319,6 +321,7 @@ export class RegistryClient {
     }
     const { mediaType, json } = classifyManifest(bytes, res.headers.get('content-type'), what);
     await this.store.ingest(bytesSource(bytes), { digest, size: bytes.byteLength });
+    crashPoint('pull:manifest');
     return { bytes, digest, mediaType, json };
   }
 
@@ -441,16 +444,36 @@ export class RegistryClient {
     return pushImage({ store: opts.source ?? this.store, transport: this.transport, auth: this.auth, log: this.logFn, concurrency: this.concurrency }, ref, image, opts);
   }
 
-  /** Ensures one blob is in the store (mirrors first, then the origin). */
+  /**
+   * Ensures one blob is in the store (mirrors first, then the origin). Once
+   * per digest at a time in this process, and across processes sharing the
+   * store: another one downloading it is waited for, then its blob is used.
+   */
   async fetchBlob(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
     let p = this.inflight.get(desc.digest);
     if (p === undefined) {
-      p = this.withFallback(ref, `blob ${desc.digest} of ${ref.toString()}`, (ep) => this.fetchBlobFrom(ep, ref, desc, onBytes)).finally(() =>
-        this.inflight.delete(desc.digest),
-      );
+      p = this.fetchBlobLocked(ref, desc, onBytes).finally(() => this.inflight.delete(desc.digest));
       this.inflight.set(desc.digest, p);
     }
     return p;
+  }
+
+  private async fetchBlobLocked(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
+    if (await this.store.has(desc.digest)) return;
+    const what = `blob ${desc.digest} of ${ref.toString()}`;
+    let lock: Lock | undefined;
+    try {
+      lock = await this.store.lock(desc.digest, { what: `downloading ${what}`, onWait: (holder) => this.logFn(`${shortDigest(desc.digest)}: waiting for ${holder}`) });
+    } catch (err) {
+      // Downloading it here as well is safe (same bytes, atomic rename), only slower.
+      if (!(err instanceof LockTimeoutError)) throw err;
+      this.logFn(`${shortDigest(desc.digest)}: ${err.message}; downloading it here too`);
+    }
+    try {
+      await this.withFallback(ref, what, (ep) => this.fetchBlobFrom(ep, ref, desc, onBytes));
+    } finally {
+      await lock?.release();
+    }
   }
 
   /**

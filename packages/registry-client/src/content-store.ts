@@ -5,21 +5,31 @@
  * says. Everything is written under ingest/ first, hashed while written,
  * fsynced, and only renamed into blobs/ after verification; rename is atomic
  * on one filesystem, so a crash leaves at worst a stale file in ingest/
- * (see cleanupIngest), never a wrong blob.
+ * (see cleanupIngest), never a wrong blob. Ingest files carry their writer's
+ * pid and start time, so the next process on the store deletes those of dead
+ * writers at once (and never a live writer's).
  *
  * Hashing uses node:crypto directly rather than ssri: OCI digests are
  * `alg:hex`, not SRI `alg-base64`, and hashing inside our own write loop lets
  * us stop reading as soon as the declared size is exceeded and decide exactly
  * when verification happens relative to fsync and rename.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasherFor, isValidDigest, parseDigest, sha256Digest } from './digest.js';
+import { isProcessAlive, processStartTime } from './proc.js';
+import { acquireLock, lockScope, type Lock, type LockOptions } from './lock.js';
+import { crashPoint } from './crash-point.js';
 import { BlobNotFoundError, DigestMismatchError } from './errors.js';
 
+/** Ingest files whose writer cannot be told (other names) are dropped after this long. */
 const DEFAULT_STALE_INGEST_MS = 24 * 60 * 60 * 1000;
+
+/** `in-<pid>-<start time>-<random>`: whose partial file this is. */
+const INGEST_NAME = /^in-(\d+)-(\d+)-[0-9a-f]+$/;
+let ingestPrefix: string | undefined;
 
 export interface IngestExpectation {
   digest: string;
@@ -40,12 +50,25 @@ function isNotFound(err: unknown): boolean {
 }
 
 export class ContentStore {
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    private readonly scope: string,
+  ) {}
 
   static async open(root: string): Promise<ContentStore> {
     await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
     await mkdir(join(root, 'ingest'), { recursive: true });
-    return new ContentStore(root);
+    return new ContentStore(root, await lockScope(root));
+  }
+
+  /**
+   * Locks `digest` against other processes on this store: held while
+   * downloading it, so that concurrent builds fetch a blob once (the others
+   * wait and then find it in the store).
+   */
+  lock(digest: string, opts: LockOptions): Promise<Lock> {
+    parseDigest(digest);
+    return acquireLock(this.scope, `blob ${digest}`, opts);
   }
 
   blobPath(digest: string): string {
@@ -55,7 +78,8 @@ export class ContentStore {
 
   /** A fresh path under ingest/, on the same filesystem as blobs/ so rename is atomic. */
   tempPath(): string {
-    return join(this.root, 'ingest', randomUUID());
+    ingestPrefix ??= `in-${process.pid}-${processStartTime(process.pid) ?? 0}-`;
+    return join(this.root, 'ingest', `${ingestPrefix}${randomBytes(8).toString('hex')}`);
   }
 
   async has(digest: string): Promise<boolean> {
@@ -156,6 +180,7 @@ export class ContentStore {
     } finally {
       await dh.close();
     }
+    crashPoint('blob:renamed');
   }
 
   /** Whole blob in memory: for manifests and configs only. */
@@ -184,8 +209,9 @@ export class ContentStore {
   }
 
   /**
-   * Removes partial downloads left by crashed or killed processes. The age
-   * threshold keeps ingests that are still running in other processes safe.
+   * Removes partial files of processes that died (crashed, killed): every
+   * one whose writer (pid and start time, from its name) no longer runs.
+   * Files named otherwise (older versions) go once older than `olderThanMs`.
    * Returns how many files went and their bytes.
    */
   async cleanupIngest(olderThanMs: number = DEFAULT_STALE_INGEST_MS, opts: { dryRun?: boolean } = {}): Promise<{ count: number; bytes: number }> {
@@ -196,8 +222,10 @@ export class ContentStore {
     for (const name of await readdir(dir)) {
       const p = join(dir, name);
       try {
+        const m = INGEST_NAME.exec(name);
         const st = await stat(p);
-        if (st.mtimeMs > cutoff) continue;
+        const stale = m ? !isProcessAlive(Number(m[1]), m[2] === '0' ? undefined : m[2]) : st.mtimeMs <= cutoff;
+        if (!stale) continue;
         if (opts.dryRun !== true) await rm(p, { recursive: true, force: true });
         count++;
         bytes += st.size;
@@ -278,6 +306,7 @@ export class IngestWriter {
     // Positional write: after reset() the file offset is not where the data goes.
     await this.fh.write(chunk, 0, chunk.byteLength, this.size);
     this.size = size;
+    if (size < (this.expected.size ?? Infinity)) crashPoint('ingest:partial');
   }
 
   /** Starts over from byte 0 (the server ignored a Range request, or a resumed download was wrong). */
@@ -306,6 +335,7 @@ export class IngestWriter {
       await this.fh.sync();
       await this.fh.close();
       this.state = 'committed';
+      crashPoint('ingest:verified');
       await this.publish(this.path);
     } catch (err) {
       this.state = 'open';

@@ -22,6 +22,7 @@
  */
 import type { Authorizer, AuthContext } from './auth/authorizer.js';
 import type { ContentStore } from './content-store.js';
+import { crashPoint } from './crash-point.js';
 import { digestOf, parseDigest } from './digest.js';
 import {
   BlobNotFoundError,
@@ -353,6 +354,7 @@ class Pusher {
           session = m;
         }
         session ??= await this.startUpload(desc);
+        crashPoint('push:upload');
         const started = Date.now();
         if (desc.size <= this.threshold) {
           this.deps.log(`${label}: uploading ${humanSize(desc.size)}`);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,16 +109,38 @@ test('importFile renames into place; verify catches a wrong digest', async () =>
   expect(await store.has(sha256Digest('verified'))).toBe(true);
 });
 
-test('cleanupIngest removes only stale partial files', async () => {
-  const stale = store.tempPath();
-  const fresh = store.tempPath();
-  await writeFile(stale, 'old');
-  await writeFile(fresh, 'new');
+test('cleanupIngest removes the partial files of dead processes at once, never a live one\'s', async () => {
+  const mine = store.tempPath();
+  expect(mine.slice(ingestDir().length + 1)).toMatch(new RegExp(`^in-${process.pid}-\\d+-[0-9a-f]+$`));
+  // A process that has exited: its pid is free (and if reused, its start time differs).
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+  const deadFile = join(ingestDir(), `in-${dead}-12345-abcdef`);
+  const reused = join(ingestDir(), `in-${process.pid}-1-abcdef`); // our pid, another start time
+  // Files named by older versions (no pid) go by age only.
+  const oldUnnamed = join(ingestDir(), '0b5c7e4e-1b7a-4f7e-9d51-3a4f0f6d1c2e');
+  const freshUnnamed = join(ingestDir(), '7d1e2f3a-0000-4000-8000-000000000000');
+  for (const p of [mine, deadFile, reused, oldUnnamed, freshUnnamed]) await writeFile(p, 'partial');
   const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
-  await utimes(stale, old, old);
+  await utimes(oldUnnamed, old, old);
   await store.cleanupIngest(60 * 60 * 1000);
-  const left = await readdir(ingestDir());
-  expect(left).toEqual([fresh.slice(ingestDir().length + 1)]);
+  const left = (await readdir(ingestDir())).sort();
+  expect(left).toEqual([mine, freshUnnamed].map((p) => p.slice(ingestDir().length + 1)).sort());
+});
+
+test('lock(): one holder per digest across the store; the next one gets it on release', async () => {
+  const digest = sha256Digest('x');
+  const first = await store.lock(digest, { what: 'downloading x' });
+  const waits: string[] = [];
+  await expect(store.lock(digest, { what: 'downloading x again', timeoutMs: 150, onWait: (h) => waits.push(h) })).rejects.toMatchObject({
+    code: 'E_LOCK_TIMEOUT',
+    message: expect.stringContaining(`pid ${process.pid}: downloading x`),
+  });
+  expect(waits).toEqual([`pid ${process.pid}: downloading x`]);
+  const other = await store.lock(sha256Digest('y'), { what: 'y', timeoutMs: 150 }); // another digest: free
+  const pending = store.lock(digest, { what: 'second', timeoutMs: 5000 });
+  await first.release();
+  await (await pending).release();
+  await other.release();
 });
 
 test('cleanupIngest reports what it removed; a dry run removes nothing', async () => {

@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { crashPoint } from './crash-point.js';
 import { InvalidLayerError, UnsafeLayerPathError, UnsupportedLayerError } from './errors.js';
 import { openLayer } from './layer-stream.js';
 import { cleanLayerPath, resolveDirInRoot, resolveEntry } from './safe-path.js';
@@ -273,7 +274,10 @@ export async function applyLayer(root: string, layer: NodeJS.ReadableStream, opt
   const src = await openLayer(layer);
   const applier = new LayerApplier(root, opts);
   try {
-    for await (const item of readTar(src.chunks)) await applier.apply(item);
+    for await (const item of readTar(src.chunks)) {
+      await applier.apply(item);
+      crashPoint('apply:entry');
+    }
   } catch (err) {
     if (err instanceof Error && /incorrect header check|unexpected end of file/.test(err.message)) {
       throw new InvalidLayerError(`corrupt gzip stream: ${err.message}`, { cause: err });

@@ -11,6 +11,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Header } from 'tar';
+import { crashPoint } from './crash-point.js';
 import { SnapshotError } from './errors.js';
 import { gzipMembers, type GzipMemberOptions } from './gzip-members.js';
 
@@ -129,6 +130,7 @@ async function* tarStream(entries: AsyncIterable<LayerEntry>, counter: { n: numb
     counter.n++;
     yield* encodeHeader(e);
     if (e.type === 'File' && e.size > 0) yield* fileBody(e);
+    crashPoint('diff:entry');
   }
   yield Buffer.alloc(1024); // end-of-archive: two zero blocks
 }

@@ -1,6 +1,6 @@
 /**
  * Native backend helpers: tree copies, rebuilding a tree from recorded layers,
- * disk usage, and test-only crash points. No mounts needed anywhere.
+ * disk usage. No mounts needed anywhere.
  */
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -99,12 +99,4 @@ export async function diskUsage(dir: string, skip: (rel: string) => boolean = ()
   };
   await walk(dir, '');
   return u;
-}
-
-/**
- * Test hook: `STOWAGE_SNAPSHOTTER_CRASH=<point>` kills this process with SIGKILL
- * at that point, to check that a crash between two renames leaves a usable root.
- */
-export function crashPoint(point: string): void {
-  if (process.env.STOWAGE_SNAPSHOTTER_CRASH === point) process.kill(process.pid, 'SIGKILL');
 }

@@ -20,7 +20,8 @@ import {
   type DiffRecord,
   type FlatMeta,
 } from './metadata.js';
-import { copyTree, crashPoint, diskUsage, rebuildTree, type RecordedLayer, type Usage } from './native.js';
+import { copyTree, diskUsage, rebuildTree, type RecordedLayer, type Usage } from './native.js';
+import { crashPoint } from './crash-point.js';
 import { FLATTEN_STRIDE, fitsMountOptions, mountOverlay, mountsUnder, probeOverlay, unmount } from './overlay.js';
 import { isProcessAlive, processStartTime } from './proc.js';
 import { writeLayer, type LayerDigests, type LayerEntry } from './diff-writer.js';
@@ -340,6 +341,7 @@ export class Snapshotter {
         await rm(dir, { recursive: true, force: true });
         throw err;
       }
+      crashPoint('prepare:mounted');
       this.mounts.add(target);
       this.activePaths.set(target, key);
       return target;
@@ -475,6 +477,7 @@ export class Snapshotter {
       await rm(target, { recursive: true, force: true });
       throw err;
     }
+    crashPoint('view:mounted');
     this.mounts.add(target);
     this.views.set(target, { name, owned: target });
     return target;

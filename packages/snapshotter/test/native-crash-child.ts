@@ -1,6 +1,6 @@
 /**
  * Child process for native.test.ts crash tests: opens the root and runs one operation;
- * the test kills it (SIGKILL via STOWAGE_SNAPSHOTTER_CRASH, or from outside mid-copy).
+ * the test kills it (SIGKILL via STOWAGE_CRASH_AT, or from outside mid-copy).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -195,7 +195,7 @@ describe('native backend: one working tree per stage', () => {
       for (const [op, point] of [['prepare', 'prepare:after-move'], ['step', 'commit:before-publish']] as const) {
         const r = spawnSync(process.execPath, [child, root, op, 'sha256:s6', join(work, `crash-${op}.tgz`)], {
           encoding: 'utf8',
-          env: { ...process.env, STOWAGE_SNAPSHOTTER_CRASH: point },
+          env: { ...process.env, STOWAGE_CRASH_AT: point },
           timeout: 30_000,
         });
         expect(r.signal).toBe('SIGKILL');

@@ -3,7 +3,7 @@
 // so that `stowage --help` loads yargs and this list only.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { interruptExitCode } from '../interrupt.js';
+import { exitUnlessInterrupted } from '../interrupt.js';
 import { formatError } from './format-error.js';
 import { PROGRESS_MODES, PROGRESS_HELP } from './progress/select.js';
 import { loginCommand, logoutCommand } from './auth-commands.js';
@@ -80,7 +80,9 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build -t app -o type=docker,dest=app.tar -o type=local,dest=rootfs .', 'A tar for docker load, and the root filesystem in ./rootfs')
         .example('$0 build -t registry.example.com/team/app:1 --push -o type=oci,dest=app.tar .', 'Write an OCI tar, then push the image')
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror')
-        .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN'),
+        .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN')
+        .epilogue('Environment: SOURCE_DATE_EPOCH (seconds) sets every time the build writes (default 1970). STOWAGE_LOCK_TIMEOUT (seconds, default 600): ' +
+          'how long to wait for another build on the same --root that is downloading, unpacking or running the same thing, before doing it too.'),
       (args) =>
         runCommand(args.debug, async () =>
           (await import('./build-command.js')).runBuild({
@@ -130,12 +132,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(hideBin(process.argv)).then(
-  // A build that failed because it was interrupted exits once the interrupt's cleanups are done, with 130/143.
-  (code) => {
-    if (interruptExitCode() === undefined) process.exit(code);
-  },
+  (code) => exitUnlessInterrupted(code),
   (err: unknown) => {
     process.stderr.write(`${formatError(err, process.argv.includes('--debug'))}\n`);
-    process.exit(1);
+    exitUnlessInterrupted(1);
   },
 );

@@ -30,6 +30,8 @@ import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
 import { ImageStore, imageRecord } from './images.js';
 import { acquireLease } from './leases.js';
+import { crashPoint } from '../crash-point.js';
+import { lockSharedWork } from './shared-work.js';
 import { resolveUser } from './users.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
 import { SecretStore, type SecretSource } from './secrets.js';
@@ -204,7 +206,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress, runMounts, images: new ImageStore(posix.join(state.root, 'images')),
     network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
-    cache: new BuildCache(posix.join(state.root, 'cache')),
+    cache: new BuildCache(posix.join(state.root, 'cache'), state.buildTmp),
     cacheBypass: (stage) => {
       if (opts.noCache) return '--no-cache';
       return noCacheFilter.has(stage) ? `--no-cache-filter ${stage}` : undefined;
@@ -313,7 +315,7 @@ class Engine {
 
   /** The context's files after .dockerignore, indexed once per build when a context COPY/ADD needs them. */
   private contextIndex(): Promise<ContextIndex> {
-    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'));
+    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'), this.ctx.state.buildTmp);
     return this.contextIndexRun;
   }
 
@@ -483,21 +485,30 @@ class Engine {
       const diffID = diffIds[i]!;
       const chain = nextChainId(parent, diffID);
       if (!(await this.ctx.snapshots.exists(chain))) {
-        const key = `extract-${process.pid}-${++this.stepCounter}`;
-        const dir = await this.ctx.snapshots.prepare(key, parent);
+        // Another build on this root unpacking the same layer is waited for; then its snapshot is used.
+        const lock = await lockSharedWork(this.ctx.state.lockScope, `unpack ${chain}`, `unpacking layer ${desc.digest}`, (line) => step.log(line));
         try {
-          const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
-          if (applied.diffID !== diffID) {
-            throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
+          if (!(await this.ctx.snapshots.exists(chain))) {
+            const key = `extract-${process.pid}-${++this.stepCounter}`;
+            const dir = await this.ctx.snapshots.prepare(key, parent);
+            try {
+              const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
+              if (applied.diffID !== diffID) {
+                throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
+              }
+              // Single-id namespace: the owners the layer asked for live in snapshot metadata.
+              if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
+              await this.ctx.snapshots.commit(chain, key);
+              crashPoint('unpack:committed');
+            } catch (err) {
+              await this.ctx.snapshots.release(key).catch(() => undefined);
+              throw err;
+            }
+            step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
           }
-          // Single-id namespace: the owners the layer asked for live in snapshot metadata.
-          if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
-          await this.ctx.snapshots.commit(chain, key);
-        } catch (err) {
-          await this.ctx.snapshots.release(key).catch(() => undefined);
-          throw err;
+        } finally {
+          await lock?.release();
         }
-        step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
       }
       parent = chain;
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
@@ -639,12 +650,22 @@ class Engine {
         await this.ctx.cache.saveTrace(identity, trace);
         return;
       }
-      const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
-      step.cacheMiss(reason);
-      st.changeReason = reason;
-      const record = await this.runFilesystemStep(st, createdBy, step, mutate);
-      await this.ctx.cache.put(cacheKey, record);
-      await this.ctx.cache.saveTrace(identity, trace);
+      // Another build on this root running the same step is waited for; then its result is a cache hit.
+      const lock = bypass === undefined ? await lockSharedWork(this.ctx.state.lockScope, `step ${cacheKey}`, `running ${clip(createdBy)}`, (line) => step.log(line)) : undefined;
+      try {
+        if (lock !== undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) {
+          await this.ctx.cache.saveTrace(identity, trace);
+          return;
+        }
+        const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
+        step.cacheMiss(reason);
+        st.changeReason = reason;
+        const record = await this.runFilesystemStep(st, createdBy, step, mutate);
+        await this.ctx.cache.put(cacheKey, record);
+        await this.ctx.cache.saveTrace(identity, trace);
+      } finally {
+        await lock?.release();
+      }
     });
   }
 
@@ -712,9 +733,11 @@ class Engine {
         return { snapshot: null, created };
       }
       await this.ctx.store.importFile(tmp, layer.digest);
+      crashPoint('step:imported');
       const chain = nextChainId(st.snapshot, layer.diffID);
       await this.ctx.snapshots.commit(chain, key);
       committed = true;
+      crashPoint('step:committed');
       st.snapshot = chain;
       const layerRef: LayerRef = { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID };
       st.layers.push(layerRef);

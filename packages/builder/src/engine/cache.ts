@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '@stowage/registry-client';
+import { crashPoint } from '../crash-point.js';
 
 /**
  * The build cache: what a filesystem step (RUN, COPY, ADD, WORKDIR) produced,
@@ -29,7 +30,15 @@ export interface StoredCacheRecord {
 }
 
 export class BuildCache {
-  constructor(readonly dir: string) {}
+  /**
+   * `tmpDir`: where files are written before their rename into `dir` (the
+   * build's own scratch space on the same filesystem, so a crashed build's
+   * half-written file goes away with it); default `dir` itself.
+   */
+  constructor(
+    readonly dir: string,
+    private readonly tmpDir?: string,
+  ) {}
 
   /** sha256 of the canonical JSON of `parts` (object keys sorted). */
   key(parts: unknown): string {
@@ -77,7 +86,7 @@ export class BuildCache {
   }
 
   async put(key: string, record: CacheRecord): Promise<void> {
-    await writeAtomically(this.dir, `${key}.json`, JSON.stringify(record));
+    await writeAtomically(this.dir, `${key}.json`, JSON.stringify(record), this.tmpDir);
   }
 
   /**
@@ -98,8 +107,8 @@ export class BuildCache {
 
   async saveTrace(identity: StepIdentity, trace: StepTrace): Promise<void> {
     const text = JSON.stringify(trace);
-    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'text'), text);
-    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'position'), text);
+    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'text'), text, this.tmpDir);
+    await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'position'), text, this.tmpDir);
   }
 }
 
@@ -151,10 +160,11 @@ function envMap(list: string[]): Map<string, string> {
 }
 
 /** Written temp + rename: a crash never leaves a half-written file. */
-async function writeAtomically(dir: string, name: string, text: string): Promise<void> {
+async function writeAtomically(dir: string, name: string, text: string, tmpDir = dir): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}`);
+  const tmp = join(tmpDir, `.${name}.${randomBytes(6).toString('hex')}`);
   await writeFile(tmp, text);
+  crashPoint('cache:record');
   await rename(tmp, join(dir, name));
 }
 

@@ -103,9 +103,10 @@ interface StoredIndex {
 /**
  * Walks the context, skipping what `.dockerignore` leaves out (but walking an
  * excluded directory an exception may re-include something in), and saves
- * the index for the next build under `indexDir`.
+ * the index for the next build under `indexDir` (written in `tmpDir` first,
+ * which must be on the same filesystem: the build's scratch space).
  */
-export async function indexContext(contextDir: string, ignore: IgnoreMatcher, indexDir: string): Promise<ContextIndex> {
+export async function indexContext(contextDir: string, ignore: IgnoreMatcher, indexDir: string, tmpDir = indexDir): Promise<ContextIndex> {
   const file = join(indexDir, `${createHash('sha256').update(contextDir).digest('hex')}.json`);
   const previous = await readFile(file, 'utf8').then((text) => new Map((JSON.parse(text) as StoredIndex).entries), () => undefined);
   const entries: ContextEntries = new Map();
@@ -145,7 +146,7 @@ export async function indexContext(contextDir: string, ignore: IgnoreMatcher, in
     }
   };
   await walk('', undefined);
-  await saveIndex(file, indexDir, entries).catch(() => undefined);
+  await saveIndex(file, indexDir, tmpDir, entries).catch(() => undefined);
   return new ContextIndex(entries, previous);
 }
 
@@ -156,9 +157,9 @@ async function fileDigest(path: string): Promise<string> {
 }
 
 /** Temp + rename: a crash leaves the old index or the new one, never half of one. */
-async function saveIndex(file: string, dir: string, entries: ContextEntries): Promise<void> {
+async function saveIndex(file: string, dir: string, tmpDir: string, entries: ContextEntries): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(tmpDir, `.${randomBytes(6).toString('hex')}.tmp`);
   const stored: StoredIndex = { version: 1, entries: [...entries] };
   await writeFile(tmp, JSON.stringify(stored));
   await rename(tmp, file);

@@ -7,6 +7,7 @@ import { applyChmod, type ChmodSpec } from './chmod.js';
 import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignore.js';
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
+import { crashPoint } from '../crash-point.js';
 
 export interface CopyOwner { uid: number; gid: number }
 
@@ -395,6 +396,7 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
     await applyMeta(path, spec, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
   } else if (st.isFile()) {
     await copyFile(source, path, constants.COPYFILE_FICLONE);
+    crashPoint('copy:file');
     await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else if (st.isFIFO()) {
     // Recreated, never opened (an open waits for a writer forever), as Docker does.

@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { lockScope } from '@stowage/registry-client';
+import { reapContainers } from '../runtime/reap.js';
 
 /** Default `--root`: `$XDG_DATA_HOME/stowage`, else `~/.local/share/stowage`. */
 export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -16,6 +18,8 @@ export interface StateRoot {
   cacheMounts: string;
   /** This build's scratch space (runc state, bundles, export staging); removed at the end. */
   buildTmp: string;
+  /** Names the root's locks (its real path): every build on this root contends for the same ones. */
+  lockScope: string;
 }
 
 function pidAlive(pid: number): boolean {
@@ -30,14 +34,19 @@ function pidAlive(pid: number): boolean {
 /**
  * Creates the state layout and this build's temporary directory, and removes
  * temporary directories of builds that died (their pid is in the name), so a
- * killed build never leaves litter for the next one.
+ * killed build never leaves litter for the next one. A container such a
+ * build left running is killed first (its runc state is in that directory).
  */
 export async function openStateRoot(root: string): Promise<StateRoot> {
   const tmp = join(root, 'tmp');
   await mkdir(tmp, { recursive: true, mode: 0o700 });
-  for (const dir of await staleBuildDirs(root)) await rm(dir, { recursive: true, force: true });
+  for (const dir of await staleBuildDirs(root)) {
+    // A build killed mid-RUN leaves its container running: kill and delete it before its scratch space goes.
+    await reapContainers(join(dir, 'runc'));
+    await rm(dir, { recursive: true, force: true });
+  }
   const buildTmp = await mkdtemp(join(tmp, `build-${process.pid}-`));
-  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), cacheMounts: join(root, 'cache-mounts'), buildTmp };
+  return { root, content: join(root, 'content'), snapshots: join(root, 'snapshots'), cacheMounts: join(root, 'cache-mounts'), buildTmp, lockScope: await lockScope(root) };
 }
 
 /** `tmp/build-<pid>-*` directories of builds that are gone. */

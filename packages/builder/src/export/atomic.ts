@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isProcessAlive } from '@stowage/registry-client';
+import { crashPoint } from '../crash-point.js';
 
 /**
  * An output written to a temporary name in its destination's directory and
@@ -44,6 +46,24 @@ export function tempPathFor(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}.stowage-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/**
+ * Removes the temporaries next to `dest` that builds which died left behind
+ * (`.<name>.stowage-<pid>-…`, the pid no longer running): a build killed
+ * while writing an output leaves its temporary, and the next build writing
+ * the same output cleans it up. Never throws.
+ */
+export async function removeDeadTemporaries(dest: string): Promise<void> {
+  const dir = dirname(dest);
+  const prefix = `.${basename(dest)}.stowage-`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || isProcessAlive(pid)) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
@@ -58,6 +78,7 @@ function pendingFile(tmp: string, dest: string, kind: string, untrack: () => voi
     dest,
     kind,
     commit: async () => {
+      crashPoint('export:before-rename');
       await rename(tmp, dest);
       untrack();
     },
@@ -71,6 +92,7 @@ function pendingFile(tmp: string, dest: string, kind: string, untrack: () => voi
 
 /** Writes a temp file next to `dest` with `write` and fsyncs it; commit renames it to `dest`. */
 async function prepareFile(dest: string, kind: string, write: (tmp: string) => Promise<void>): Promise<PendingOutput> {
+  await removeDeadTemporaries(dest);
   const tmp = tempPathFor(dest);
   const untrack = trackTemporary(tmp);
   try {
@@ -91,7 +113,7 @@ export type WrittenBytesListener = (written: number) => void;
 export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.ReadableStream | AsyncIterable<Buffer>, mode = 0o644, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
   return prepareFile(dest, kind, async (tmp) => {
     const out = createWriteStream(tmp, { mode, flags: 'wx' });
-    if (!onBytes) return pipeline(source, out);
+    if (!onBytes) return pipeline(source, crashBetweenChunks, out);
     let written = 0;
     const count = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -100,8 +122,17 @@ export function prepareStreamedFile(dest: string, kind: string, source: NodeJS.R
         cb(null, chunk);
       },
     });
-    await pipeline(source, count, out);
+    await pipeline(source, crashBetweenChunks, count, out);
   });
+
+}
+
+/** Passes chunks through; a crash-test hook can stop the process between two of them (a half-written temp file). */
+async function* crashBetweenChunks(source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer | string> {
+  for await (const chunk of source) {
+    yield chunk;
+    crashPoint('export:partial');
+  }
 }
 
 /** A small file (iidfile, metadata) written temp + fsync; commit renames it to `dest`. */
@@ -120,6 +151,7 @@ export async function commitAll(pending: PendingOutput[]): Promise<void> {
     for (const p of pending) {
       await p.commit();
       done.push(p);
+      crashPoint('export:committed');
     }
   } catch (err) {
     for (const p of done.reverse()) await p.revert().catch(() => undefined);

@@ -2,7 +2,7 @@ import { lstat, mkdtemp, chmod, readdir, rename, rm, rmdir } from 'node:fs/promi
 import { basename, dirname, join } from 'node:path';
 import type { ContentStore, Descriptor } from '@stowage/registry-client';
 import { BuildError } from '../errors.js';
-import { trackTemporary, type PendingOutput } from './atomic.js';
+import { removeDeadTemporaries, trackTemporary, type PendingOutput } from './atomic.js';
 import { applyImageLayers, type RootfsTree } from './rootfs.js';
 
 /** What is at a `type=local` destination: nothing, or an empty directory; anything else is refused. */
@@ -34,7 +34,8 @@ export async function prepareLocal(
   ignoreOwnership: boolean,
 ): Promise<PendingOutput & { tree: RootfsTree }> {
   await localDestState(dest); // refuse early, before the work
-  const tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.stowage-`));
+  await removeDeadTemporaries(dest);
+  const tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.stowage-${process.pid}-`));
   const untrack = trackTemporary(tmp);
   let tree: RootfsTree;
   try {

@@ -2,6 +2,7 @@ import { spawn, execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
+import { crashPoint } from '../crash-point.js';
 import { RuntimeError } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import { resolveInRoot, resolveParentInRoot } from '../engine/secure-path.js';
@@ -152,12 +153,14 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
       child.stdout.on('data', forward.push);
       child.stderr.on('data', forward.push);
       child.on('error', (err) => reject(new RuntimeError(`cannot start runc: ${err.message}`)));
+      child.on('spawn', () => crashPoint('run:started'));
       child.on('close', (code, signal) => {
         forward.flush();
         resolve(code ?? (signal ? 128 : 1));
       });
     });
   } finally {
+    crashPoint('run:exited');
     removeHook();
     await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
     await rm(bundle, { recursive: true, force: true });
