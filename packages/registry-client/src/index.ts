@@ -6,6 +6,7 @@ export { platformScore } from './platform.js';
 export { ContentStore, type IngestExpectation, type IngestWriter } from './content-store.js';
 export { acquireLock, withLock, lockScope, lockAddress, defaultLockTimeoutMs, LockTimeoutError, type Lock, type LockOptions } from './lock.js';
 export { isProcessAlive, processStartTime } from './proc.js';
+export { crashPoint } from './crash-point.js';
 export { RegistryClient, MAX_MANIFEST_BYTES, type RegistryClientOptions, type ResolvedImage, type PullOptions, type BlobBytesListener } from './client.js';
 export { parseChallenges, type Challenge } from './auth/challenge.js';
 export {

@@ -3,6 +3,7 @@ import { posix, resolve as resolvePath, basename } from 'node:path';
 import {
   ContentStore, MediaTypes, RegistryClient, hostPlatform, parseReference, withDigest,
   type Descriptor, type ImageConfig, type Platform,
+  crashPoint,
 } from '@stowage/registry-client';
 import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
 import { MAX_DOCKERFILE_BYTES, ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
@@ -30,7 +31,6 @@ import { resolveInRoot } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
 import { ImageStore, imageRecord } from './images.js';
 import { acquireLease } from './leases.js';
-import { crashPoint } from '../crash-point.js';
 import { lockSharedWork } from './shared-work.js';
 import { resolveUser } from './users.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { lockFile, type FileLock } from './file-lock.js';
 import type { CacheMountSpec } from './mount-spec.js';
+import { isProcessAlive } from '@stowage/registry-client';
 
 const execFileAsync = promisify(execFile);
 
@@ -16,14 +17,6 @@ export interface CacheLease {
   release(): Promise<void>;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * `RUN --mount=type=cache` directories, kept across builds on one --root:
@@ -79,7 +72,7 @@ export class CacheMounts {
     // Staging dirs of builds that died while making one.
     for (const name of await readdir(dir)) {
       const pid = Number(/^\.new-(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) await rm(join(dir, name), { recursive: true, force: true });
+      if (Number.isInteger(pid) && pid !== process.pid && !isProcessAlive(pid)) await rm(join(dir, name), { recursive: true, force: true });
     }
     const staging = join(dir, `.new-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {

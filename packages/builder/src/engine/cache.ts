@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '@stowage/registry-client';
-import { crashPoint } from '../crash-point.js';
+import { crashPoint } from '@stowage/registry-client';
 
 /**
  * The build cache: what a filesystem step (RUN, COPY, ADD, WORKDIR) produced,

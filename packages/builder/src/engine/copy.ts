@@ -7,7 +7,7 @@ import { applyChmod, type ChmodSpec } from './chmod.js';
 import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignore.js';
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
-import { crashPoint } from '../crash-point.js';
+import { crashPoint } from '@stowage/registry-client';
 
 export interface CopyOwner { uid: number; gid: number }
 

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { lockScope } from '@stowage/registry-client';
 import { reapContainers } from '../runtime/reap.js';
+import { isProcessAlive } from '@stowage/registry-client';
 
 /** Default `--root`: `$XDG_DATA_HOME/stowage`, else `~/.local/share/stowage`. */
 export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -22,14 +23,6 @@ export interface StateRoot {
   lockScope: string;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Creates the state layout and this build's temporary directory, and removes
@@ -55,7 +48,7 @@ export async function staleBuildDirs(root: string): Promise<string[]> {
   const out: string[] = [];
   for (const name of await readdir(tmp).catch(() => [] as string[])) {
     const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) out.push(join(tmp, name));
+    if (Number.isInteger(pid) && pid !== process.pid && !isProcessAlive(pid)) out.push(join(tmp, name));
   }
   return out;
 }

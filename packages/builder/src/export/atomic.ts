@@ -4,8 +4,7 @@ import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isProcessAlive } from '@stowage/registry-client';
-import { crashPoint } from '../crash-point.js';
+import { isProcessAlive, crashPoint } from '@stowage/registry-client';
 
 /**
  * An output written to a temporary name in its destination's directory and

@@ -2,12 +2,12 @@ import { spawn, execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
-import { crashPoint } from '../crash-point.js';
 import { RuntimeError } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import { resolveInRoot, resolveParentInRoot } from '../engine/secure-path.js';
 import { assertKernelDirs, assertSafeCwd, plainPathInRoot } from './sandbox.js';
 import { buildRuntimeSpec, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
+import { crashPoint } from '@stowage/registry-client';
 
 const execFileAsync = promisify(execFile);
 
