@@ -18,7 +18,8 @@ export async function linkBlob(store: ContentStore, digest: string, target: stri
  * user; fixed mtime: same image, same tar bytes.
  */
 export function prepareTarOfStaging(staging: string, names: string[], dest: string, kind: string, onBytes?: WrittenBytesListener): Promise<PendingOutput> {
-  const tar = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true }, names);
+  // 1 MiB reads (node-tar's default is 16 MiB a read): the export stays within a small, fixed memory.
+  const tar = createTar({ cwd: staging, portable: true, mtime: new Date(0), noDirRecurse: true, maxReadSize: 1 << 20 }, names);
   return prepareStreamedFile(dest, kind, tar, 0o644, onBytes);
 }
 
