@@ -143,13 +143,15 @@ test('lock(): one holder per digest across the store; the next one gets it on re
   await other.release();
 });
 
-test('cleanupIngest reports what it removed; a dry run removes nothing', async () => {
-  await writeFile(store.tempPath(), 'abc');
-  await writeFile(store.tempPath(), 'defgh');
+test('cleanupIngest reports what it removed; a dry run removes nothing; a live writer keeps its file', async () => {
+  // Partial files of a writer that is gone (pid 2^22 + 1 never runs: above pid_max's limit).
+  await writeFile(join(ingestDir(), 'in-4194305-1-abc'), 'abc');
+  await writeFile(join(ingestDir(), 'in-4194305-1-def'), 'defgh');
+  await writeFile(store.tempPath(), 'mine');
   expect(await store.cleanupIngest(0, { dryRun: true })).toEqual({ count: 2, bytes: 8 });
-  expect(await readdir(ingestDir())).toHaveLength(2);
+  expect(await readdir(ingestDir())).toHaveLength(3);
   expect(await store.cleanupIngest(0)).toEqual({ count: 2, bytes: 8 });
-  expect(await readdir(ingestDir())).toEqual([]);
+  expect(await readdir(ingestDir())).toHaveLength(1);
 });
 
 test('list() gives every blob with its size; delete() removes one, once', async () => {
