@@ -24,6 +24,9 @@ import { acquireLock, lockScope, type Lock, type LockOptions } from './lock.js';
 import { crashPoint } from './crash-point.js';
 import { BlobNotFoundError, DigestMismatchError } from './errors.js';
 
+/** How much an ingest holds back before one write. */
+const WRITE_BATCH_BYTES = 1 << 20;
+
 /** Ingest files whose writer cannot be told (other names) are dropped after this long. */
 const DEFAULT_STALE_INGEST_MS = 24 * 60 * 60 * 1000;
 
@@ -280,6 +283,9 @@ export class IngestWriter {
   private hasher: ReturnType<typeof hasherFor>;
   private size = 0;
   private state: 'open' | 'committed' | 'aborted' = 'open';
+  /** Received and hashed, not yet written: the last bytes of `size`. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
 
   constructor(
     private readonly fh: FileHandle,
@@ -303,15 +309,29 @@ export class IngestWriter {
       throw new DigestMismatchError(`blob ${this.expected.digest}: received more than the expected ${this.expected.size} bytes`);
     }
     this.hasher.update(chunk);
-    // Positional write: after reset() the file offset is not where the data goes.
-    await this.fh.write(chunk, 0, chunk.byteLength, this.size);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.byteLength;
     this.size = size;
+    // Network chunks are small (tens of KiB): one write per MiB instead of one per chunk.
+    if (this.pendingBytes >= WRITE_BATCH_BYTES) await this.flush();
     if (size < (this.expected.size ?? Infinity)) crashPoint('ingest:partial');
+  }
+
+  /** Writes what is held back, at its position: after reset() the file offset is not where the data goes. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const buffers = this.pending;
+    const at = this.size - this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.fh.writev(buffers, at);
   }
 
   /** Starts over from byte 0 (the server ignored a Range request, or a resumed download was wrong). */
   async reset(): Promise<void> {
     if (this.state !== 'open') throw new Error(`ingest of ${this.expected.digest} is already ${this.state}`);
+    this.pending = [];
+    this.pendingBytes = 0;
     await this.fh.truncate(0);
     this.hasher = hasherFor(this.expected.digest);
     this.size = 0;
@@ -332,6 +352,7 @@ export class IngestWriter {
       throw new DigestMismatchError(`blob digest mismatch: expected ${expected.digest}, got ${actual}`);
     }
     try {
+      await this.flush();
       await this.fh.sync();
       await this.fh.close();
       this.state = 'committed';
