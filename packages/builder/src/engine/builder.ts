@@ -184,8 +184,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
     return client;
   };
+  // The context's files after .dockerignore, indexed once per build when a COPY/ADD or a bind mount needs them.
+  let contextIndexRun: Promise<ContextIndex> | undefined;
+  const contextIndex = (): Promise<ContextIndex> => {
+    contextIndexRun ??= indexContext(contextDir, ignore, posix.join(state.root, 'cache', 'contexts'), state.buildTmp);
+    return contextIndexRun;
+  };
   const runMounts = new RunMounts({
     contextDir, ignore, buildTmp: state.buildTmp, cacheRoot: state.cacheMounts, snapshots, secrets: new SecretStore(opts.secrets ?? []),
+    contextDigest: async (rel) => (await contextIndex()).digestFor([rel]),
   });
   const close = async () => {
     removeInterruptHook();
@@ -211,7 +218,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       if (opts.noCache) return '--no-cache';
       return noCacheFilter.has(stage) ? `--no-cache-filter ${stage}` : undefined;
     },
-    dockerfilePath, epoch,
+    dockerfilePath, epoch, contextIndex,
   });
   try {
     const image = await engine.stage(plan.target);
@@ -281,6 +288,7 @@ interface EngineContext {
   /** Bounds the steps and pulls running at once across concurrent stages. */
   steps: Semaphore;
   cache: BuildCache;
+  contextIndex: () => Promise<ContextIndex>;
   /** Why the build cache is not used for a stage's steps (`--no-cache`…), or undefined when it is. */
   cacheBypass: (stage: string) => string | undefined;
   dockerfilePath: string;
@@ -311,12 +319,8 @@ class Engine {
     return [...new Set([...this.imageRuns.keys()].map((key) => key.split(' ')[0]!))];
   }
 
-  private contextIndexRun: Promise<ContextIndex> | undefined;
-
-  /** The context's files after .dockerignore, indexed once per build when a context COPY/ADD needs them. */
   private contextIndex(): Promise<ContextIndex> {
-    this.contextIndexRun ??= indexContext(this.ctx.contextDir, this.ctx.ignore, posix.join(this.ctx.state.root, 'cache', 'contexts'), this.ctx.state.buildTmp);
-    return this.contextIndexRun;
+    return this.ctx.contextIndex();
   }
 
   /** Resolves once every stage and pull that was started has finished, failed or not. */

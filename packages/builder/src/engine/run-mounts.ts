@@ -32,6 +32,11 @@ export interface RunMountsOptions {
   cacheRoot: string;
   snapshots: Snapshotter;
   secrets: SecretStore;
+  /**
+   * Digest of the context below `rel` as the build's context index has it
+   * (files unchanged since the last build are not read again).
+   */
+  contextDigest?: (rel: string) => Promise<string>;
 }
 
 export interface PrepareOptions {
@@ -135,7 +140,10 @@ export class RunMounts {
                   staged.push(dir);
                   path = posix.join(dir, 'src');
                 }
-                const digest = await stageContextSource(this.opts.contextDir, rel, this.opts.ignore, direct ? undefined : path, !spec.readonly);
+                // The context itself needs no staging: its digest comes from the build's context index when there is one.
+                const digest = direct && this.opts.contextDigest
+                  ? await this.opts.contextDigest(rel)
+                  : await stageContextSource(this.opts.contextDir, rel, this.opts.ignore, direct ? undefined : path, !spec.readonly);
                 planned.push({ spec, context: { path }, from: { snapshot: undefined, identity: digest } });
               } catch (err) {
                 if (err instanceof BindSourceError) throw new InstructionError(`RUN --mount=${raw}: ${err.message}`);
