@@ -12,8 +12,8 @@ import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { crashPoint } from './crash-point.js';
 import { InvalidLayerError, UnsafeLayerPathError, UnsupportedLayerError } from './errors.js';
-import { openLayer } from './layer-stream.js';
-import { cleanLayerPath, resolveDirInRoot, resolveEntry } from './safe-path.js';
+import { openLayer, openLayerFile, type UncompressedLayer } from './layer-stream.js';
+import { cleanLayerPath, resolveDirInRoot, resolveEntry, type ResolvedDirs } from './safe-path.js';
 import { readTar, type TarEntry, type TarItem } from './tar-reader.js';
 import { classifyWhiteout, isOverlayPrivateXattr } from './whiteout.js';
 import { hasXattrTools, setXattr } from './xattr.js';
@@ -64,6 +64,8 @@ class LayerApplier {
   /** Directory mtimes are set last: writing children would bump them again. */
   private readonly dirTimes: { path: string; mtime: Date }[] = [];
   private xattrTools: boolean | undefined;
+  /** Parent directories resolved so far; cleared whenever anything is removed (see ResolvedDirs). */
+  private readonly dirs: ResolvedDirs = new Map();
 
   constructor(
     private readonly root: string,
@@ -84,14 +86,14 @@ class LayerApplier {
     const wh = classifyWhiteout(base);
     if (wh) return this.whiteout(entry, comps, wh);
 
-    const loc = await resolveEntry(this.root, comps, entry.path, true);
+    const loc = await resolveEntry(this.root, comps, entry.path, true, this.dirs);
     if (!loc) return;
     const target = loc.path;
     const existing = await lstatOrNull(target);
 
     if (entry.type === 'Directory') {
       if (!existing?.isDirectory()) {
-        if (existing) rmSync(target, { recursive: true, force: true });
+        if (existing) this.remove(target);
         mkdirSync(target, { mode: 0o700 });
       }
       await this.setMeta(target, entry, true);
@@ -99,7 +101,7 @@ class LayerApplier {
       return;
     }
     if (FILE_TYPES.has(entry.type)) {
-      if (existing) rmSync(target, { recursive: true, force: true });
+      if (existing) this.remove(target);
       await this.writeFile(target, entry, item.body());
       this.markWritten(target);
       return;
@@ -107,7 +109,7 @@ class LayerApplier {
     if (entry.type === 'SymbolicLink') {
       if (entry.linkpath === '') throw new InvalidLayerError(`${entry.path}: symlink with an empty target`);
       if (entry.linkpath.includes('\0')) throw new UnsafeLayerPathError(entry.path, 'NUL byte in symlink target');
-      if (existing) rmSync(target, { recursive: true, force: true });
+      if (existing) this.remove(target);
       symlinkSync(entry.linkpath, target);
       await this.setMeta(target, entry, false);
       this.markWritten(target);
@@ -115,7 +117,7 @@ class LayerApplier {
     }
     if (entry.type === 'Link') return this.hardlink(entry, target, existing !== null);
     if (entry.type === 'FIFO') {
-      if (existing) rmSync(target, { recursive: true, force: true });
+      if (existing) this.remove(target);
       try {
         await execFileP('mkfifo', ['-m', '600', '--', target]);
       } catch (err) {
@@ -129,7 +131,7 @@ class LayerApplier {
     if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice') {
       // Rootless builds cannot mknod; images rarely need device nodes (the runtime provides /dev).
       // What the entry replaces is still gone (as in containers/storage in a user namespace).
-      if (existing) rmSync(target, { recursive: true, force: true });
+      if (existing) this.remove(target);
       this.warnings.push(`${entry.path}: ${entry.type} skipped (device nodes are not created)`);
       return;
     }
@@ -146,7 +148,7 @@ class LayerApplier {
     if (wh.kind === 'delete' && (wh.name === '' || wh.name === '.' || wh.name === '..')) {
       throw new UnsafeLayerPathError(entry.path, 'whiteout names no valid entry');
     }
-    const parent = await resolveDirInRoot(this.root, comps.slice(0, -1), entry.path, false);
+    const parent = await resolveDirInRoot(this.root, comps.slice(0, -1), entry.path, false, this.dirs);
     if (parent === undefined) return; // whiting out below a missing dir: nothing to delete
     if (wh.kind === 'opaque') {
       await this.clearOpaque(parent);
@@ -154,8 +156,14 @@ class LayerApplier {
       return;
     }
     // rm never follows a symlink it removes, and `parent` is already resolved inside root.
-    rmSync(join(parent, wh.name), { recursive: true, force: true });
+    this.remove(join(parent, wh.name));
     if (this.opts.ignoreOwnership) this.owners.removed.push(relative(this.root, join(parent, wh.name)));
+  }
+
+  /** rm -rf that never follows a symlink it removes; forgets every resolved dir, since one may have gone. */
+  private remove(path: string): void {
+    rmSync(path, { recursive: true, force: true });
+    this.dirs.clear();
   }
 
   private markWritten(target: string): void {
@@ -171,14 +179,14 @@ class LayerApplier {
     for (const name of readdirSync(dir)) {
       const p = join(dir, name);
       const keep = this.written.has(p) || this.holding.has(p);
-      if (!keep) rmSync(p, { recursive: true, force: true });
+      if (!keep) this.remove(p);
       else if (lstatSync(p).isDirectory()) await this.clearOpaque(p);
     }
   }
 
   private async hardlink(entry: TarEntry, target: string, exists: boolean): Promise<void> {
     const linkComps = cleanLayerPath(entry.linkpath);
-    const src = await resolveEntry(this.root, linkComps, entry.path, false);
+    const src = await resolveEntry(this.root, linkComps, entry.path, false, this.dirs);
     const srcStat = src ? await lstatOrNull(src.path) : null;
     if (!src || !srcStat) throw new UnsafeLayerPathError(entry.path, `hardlink target ${JSON.stringify(entry.linkpath)} does not exist in the layer root`);
     if (srcStat.isDirectory()) throw new UnsafeLayerPathError(entry.path, 'hardlink to a directory');
@@ -186,7 +194,7 @@ class LayerApplier {
     if (src.path.startsWith(`${target}/`)) {
       throw new InvalidLayerError(`${entry.path}: hardlink target ${JSON.stringify(entry.linkpath)} is below the entry it replaces`);
     }
-    if (exists) rmSync(target, { recursive: true, force: true });
+    if (exists) this.remove(target);
     linkSync(src.path, target); // link(2) does not follow a symlink source
     this.recordOwner(target, entry);
     this.markWritten(target);
@@ -271,7 +279,15 @@ class LayerApplier {
  * UnsafeLayerPathError; entries before it stay applied (callers discard the snapshot).
  */
 export async function applyLayer(root: string, layer: NodeJS.ReadableStream, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  const src = await openLayer(layer);
+  return applyUncompressed(root, await openLayer(layer), opts);
+}
+
+/** The same for a layer blob in a file (a verified blob of the content store). */
+export async function applyLayerFile(root: string, path: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  return applyUncompressed(root, await openLayerFile(path), opts);
+}
+
+async function applyUncompressed(root: string, src: UncompressedLayer, opts: ApplyOptions): Promise<ApplyResult> {
   const applier = new LayerApplier(root, opts);
   try {
     for await (const item of readTar(src.chunks)) {

@@ -98,7 +98,7 @@
  * a tree that was moved away by a crashed process is simply gone, and its snapshot is rebuilt
  * from the recorded layers when next needed.
  */
-export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
+export { applyLayer, applyLayerFile, type ApplyOptions, type ApplyResult } from './apply.js';
 export { type Owner, type OwnerRecords } from './owners.js';
 export { Snapshotter, type OpenOptions, type SnapshotInfo, type Usage } from './snapshotter.js';
 export { isProcessAlive, processStartTime } from './proc.js';

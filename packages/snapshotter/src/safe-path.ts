@@ -34,6 +34,15 @@ function errCode(err: unknown): string | undefined {
 }
 
 /**
+ * Directories already resolved during one layer apply, by clean relative path.
+ * Valid only while nothing is removed or replaced under the root: a caller that
+ * deletes anything must clear it (a cached path may run through a symlink to
+ * what was deleted). Creating a new entry cannot stale it: no resolution went
+ * through a path that did not exist yet.
+ */
+export type ResolvedDirs = Map<string, string>;
+
+/**
  * Resolve directory `components` (relative to `root`) to a real directory inside root,
  * following symlinks scoped to root. With `create`, missing directories are made (0755);
  * otherwise a missing component yields `undefined`.
@@ -43,7 +52,18 @@ export async function resolveDirInRoot(
   components: readonly string[],
   entryName: string,
   create: boolean,
+  known?: ResolvedDirs,
 ): Promise<string | undefined> {
+  // Most entries share their parent with the entry before: one lookup instead of an lstat per component.
+  const key = components.join('/');
+  const hit = known?.get(key);
+  if (hit !== undefined) return hit;
+  const dir = walkDir(root, components, entryName, create);
+  if (dir !== undefined) known?.set(key, dir);
+  return dir;
+}
+
+function walkDir(root: string, components: readonly string[], entryName: string, create: boolean): string | undefined {
   const resolved: string[] = [];
   const pending = [...components];
   let links = 0;
@@ -87,10 +107,11 @@ export async function resolveEntry(
   components: readonly string[],
   entryName: string,
   create: boolean,
+  known?: ResolvedDirs,
 ): Promise<{ parent: string; base: string; path: string } | undefined> {
   const base = components[components.length - 1];
   if (base === undefined) return undefined;
-  const parent = await resolveDirInRoot(root, components.slice(0, -1), entryName, create);
+  const parent = await resolveDirInRoot(root, components.slice(0, -1), entryName, create, known);
   if (parent === undefined) return undefined;
   return { parent, base, path: join(parent, base) };
 }

@@ -5,7 +5,7 @@ import {
   type Descriptor, type ImageConfig, type Platform,
   crashPoint,
 } from '@stowage/registry-client';
-import { Snapshotter, applyLayer, type SnapshotterBackend } from '@stowage/snapshotter';
+import { Snapshotter, applyLayerFile, type SnapshotterBackend } from '@stowage/snapshotter';
 import { MAX_DOCKERFILE_BYTES, ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
 import { readBounded } from './bounded-read.js';
 import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
@@ -496,7 +496,7 @@ class Engine {
             const key = `extract-${process.pid}-${++this.stepCounter}`;
             const dir = await this.ctx.snapshots.prepare(key, parent);
             try {
-              const applied = await applyLayer(dir, this.ctx.store.openRead(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
+              const applied = await applyLayerFile(dir, this.ctx.store.blobPath(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
               if (applied.diffID !== diffID) {
                 throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
               }
@@ -807,6 +807,8 @@ class Engine {
     let fromIdentity: string | undefined;
     let fromReason: string | undefined;
     let release: (() => Promise<void>) | undefined;
+    // Mounted only when the step runs: a cache hit is keyed on the stage's chain ID and reads nothing.
+    let sourceSnapshot: string | undefined;
     if (cmd.from !== undefined) {
       const src = planned.copySources.get(cmd.from) ?? this.lateCopySource(cmd.from, planned, cmd.range.start);
       const result = await this.source(src, cmd.range.start);
@@ -817,10 +819,7 @@ class Engine {
         sourceRoot = posix.join(this.ctx.state.buildTmp, `empty-${++this.stepCounter}`);
         await mkdir(sourceRoot, { recursive: true });
       } else {
-        const snapshotName = result.snapshot;
-        sourceRoot = await this.ctx.snapshots.view(snapshotName);
-        const viewPath = sourceRoot;
-        release = () => this.ctx.snapshots.release(viewPath);
+        sourceSnapshot = result.snapshot;
       }
     }
     const contextPrefixes = localSources.map(sourcePrefix);
@@ -843,6 +842,11 @@ class Engine {
           ? { ...(chown ? { chown } : {}), ignoreOwnership: this.ctx.ignoreOwnership }
           : undefined;
         const warn = (m: string) => step.log(`warning: ${m}`);
+        if (sourceSnapshot !== undefined && release === undefined) {
+          const viewPath = await this.ctx.snapshots.view(sourceSnapshot);
+          sourceRoot = viewPath;
+          release = () => this.ctx.snapshots.release(viewPath);
+        }
         try {
           if (localSources.length > 0 || inline.length > 0 || remote.length === 0) {
             await copyInto(rootfs, { sourceRoot, sourceKind, sources: localSources, inline, dest, owner, chmod, inlineMtime, exclude, parents, ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, warn);

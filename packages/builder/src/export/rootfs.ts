@@ -1,4 +1,4 @@
-import { applyLayer, type Owner, type OwnerRecords } from '@stowage/snapshotter';
+import { applyLayerFile, type Owner, type OwnerRecords } from '@stowage/snapshotter';
 import type { ContentStore, Descriptor } from '@stowage/registry-client';
 
 /**
@@ -47,7 +47,7 @@ export async function applyImageLayers(store: ContentStore, layers: { descriptor
   const owners = ignoreOwnership ? new OwnerMap() : undefined;
   const warnings: string[] = [];
   for (const layer of layers) {
-    const result = await applyLayer(dir, store.openRead(layer.descriptor.digest), { ignoreOwnership });
+    const result = await applyLayerFile(dir, store.blobPath(layer.descriptor.digest), { ignoreOwnership });
     warnings.push(...result.warnings);
     if (owners && result.owners) owners.add(result.owners);
   }
