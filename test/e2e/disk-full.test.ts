@@ -63,14 +63,15 @@ describe('disk full', () => {
 
   test.each([
     ['a pull (the 118 MiB Go layer does not fit)', '40m', false],
-    ['a layer unpack (the Go layer downloads, its files do not fit)', '200m', true],
+    // The layer unpacks while it downloads, so whether the download had finished when the files filled the disk is a race.
+    ['a layer unpack (the Go layer fits, its files do not)', '200m', undefined],
   ])('%s fails naming --root; the root stays consistent and builds a smaller image', async (_what, size, pulled) => {
     const root = path.join(work.base, `root-${size}`);
     await mountTmpfs(root, size);
     mounts.push(root);
     const r = await build(root, 'go.Dockerfile', path.join(work.base, `go-${size}.tar`));
     expect(r.code).toBe(1);
-    expect(/golang:1\.21: pulled sha256:/.test(r.stderr)).toBe(pulled);
+    if (pulled !== undefined) expect(/golang:1\.21: pulled sha256:/.test(r.stderr)).toBe(pulled);
     expect(r.stderr).toMatch(new RegExp(`error: go\\.Dockerfile:1: no space left on the device holding --root ${root.replace(/[/.]/g, '\\$&')} \\(ENOSPC`));
     await expectConsistent(root);
     // Space freed by the failed build's cleanup is enough for busybox.

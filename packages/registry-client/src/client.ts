@@ -7,7 +7,7 @@
  */
 import { Authorizer, type AuthContext } from './auth/authorizer.js';
 import { dockerConfigCredentials, type CredentialSource } from './auth/docker-config.js';
-import { bytesSource, type ContentStore } from './content-store.js';
+import { bytesSource, type ContentStore, type IngestWriter } from './content-store.js';
 import { crashPoint } from './crash-point.js';
 import { digestOf, parseDigest } from './digest.js';
 import { LockTimeoutError, type Lock } from './lock.js';
@@ -37,7 +37,8 @@ import {
   type Platform,
 } from './types.js';
 import { parseImageConfig, parseImageIndex, parseImageManifest } from './validate.js';
-import { humanSize, mapPool, scrubSecrets, shortDigest, sleep } from './util.js';
+import { Semaphore } from './semaphore.js';
+import { humanSize, scrubSecrets, shortDigest, sleep } from './util.js';
 
 export { scrubSecrets };
 
@@ -90,6 +91,11 @@ export type BlobBytesListener = (digest: string, received: number, total: number
 export interface PullOptions {
   /** Called as layer bytes arrive; a blob another pull is already fetching reports only to that pull. */
   onBytes?: BlobBytesListener;
+  /**
+   * Called when a layer's download starts writing (again, after a fallback to
+   * another endpoint): `writer.follow()` reads its bytes as they arrive.
+   */
+  onIngest?: (digest: string, writer: IngestWriter) => void;
 }
 
 interface Endpoint {
@@ -418,15 +424,34 @@ export class RegistryClient {
   /** resolve() plus every layer, downloaded in parallel (bounded), skipping those already stored. */
   async pull(input: Reference | string, opts: PullOptions = {}): Promise<ResolvedImage> {
     const resolved = await this.resolve(input);
+    await Promise.all((await this.downloadLayers(resolved, opts)).values());
+    return resolved;
+  }
+
+  /**
+   * Starts downloading the layers of a resolved image that the store lacks,
+   * in manifest order, a bounded number at a time, and returns at once: one
+   * promise per missing digest, settled when that blob is in the store (or
+   * its download failed). Lets a caller unpack layer 1 while later ones are
+   * still downloading. Rejections are handled here too, so a caller that
+   * stops early leaves no unhandled rejection behind.
+   */
+  async downloadLayers(resolved: ResolvedImage, opts: PullOptions = {}): Promise<Map<string, Promise<void>>> {
     const ref = resolved.reference;
     const seen = new Set<string>();
     const layers = resolved.manifest.layers.filter((l) => !seen.has(l.digest) && (seen.add(l.digest), true));
     const missing: Descriptor[] = [];
     for (const l of layers) if (!(await this.store.has(l.digest))) missing.push(l);
     if (missing.length < layers.length) this.logFn(`${ref.toString()}: ${layers.length - missing.length} of ${layers.length} layers already present`);
-    await mapPool(missing, this.concurrency, (l) => this.fetchBlob(ref, l, opts.onBytes));
-    this.logFn(`${ref.toString()}: pulled ${resolved.manifestDigest}`);
-    return resolved;
+    const slots = new Semaphore(this.concurrency);
+    const downloads = new Map<string, Promise<void>>();
+    for (const l of missing) {
+      const p = slots.run(() => this.fetchBlob(ref, l, opts.onBytes, opts.onIngest));
+      p.catch(() => undefined);
+      downloads.set(l.digest, p);
+    }
+    Promise.all(downloads.values()).then(() => this.logFn(`${ref.toString()}: pulled ${resolved.manifestDigest}`), () => undefined);
+    return downloads;
   }
 
   /**
@@ -449,16 +474,16 @@ export class RegistryClient {
    * per digest at a time in this process, and across processes sharing the
    * store: another one downloading it is waited for, then its blob is used.
    */
-  async fetchBlob(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
+  async fetchBlob(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener, onIngest?: PullOptions['onIngest']): Promise<void> {
     let p = this.inflight.get(desc.digest);
     if (p === undefined) {
-      p = this.fetchBlobLocked(ref, desc, onBytes).finally(() => this.inflight.delete(desc.digest));
+      p = this.fetchBlobLocked(ref, desc, onBytes, onIngest).finally(() => this.inflight.delete(desc.digest));
       this.inflight.set(desc.digest, p);
     }
     return p;
   }
 
-  private async fetchBlobLocked(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
+  private async fetchBlobLocked(ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener, onIngest?: PullOptions['onIngest']): Promise<void> {
     if (await this.store.has(desc.digest)) return;
     const what = `blob ${desc.digest} of ${ref.toString()}`;
     let lock: Lock | undefined;
@@ -470,7 +495,7 @@ export class RegistryClient {
       this.logFn(`${shortDigest(desc.digest)}: ${err.message}; downloading it here too`);
     }
     try {
-      await this.withFallback(ref, what, (ep) => this.fetchBlobFrom(ep, ref, desc, onBytes));
+      await this.withFallback(ref, what, (ep) => this.fetchBlobFrom(ep, ref, desc, onBytes, onIngest));
     } finally {
       await lock?.release();
     }
@@ -485,13 +510,14 @@ export class RegistryClient {
    * resumed download, once from scratch): the caller falls back to the next
    * endpoint.
    */
-  private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener): Promise<void> {
+  private async fetchBlobFrom(ep: Endpoint, ref: Reference, desc: Descriptor, onBytes?: BlobBytesListener, onIngest?: PullOptions['onIngest']): Promise<void> {
     if (await this.store.has(desc.digest)) return;
     parseDigest(desc.digest);
     const what = `blob ${desc.digest} of ${ref.toString()}`;
     const path = `/v2/${ref.repository}/blobs/${desc.digest}`;
     const attempts = this.transport.attempts;
     const writer = await this.store.begin({ digest: desc.digest, size: desc.size });
+    onIngest?.(desc.digest, writer);
     let failures = 0;
     let resumed = false;
     const started = Date.now();
@@ -581,3 +607,4 @@ function wrap<T>(ref: Reference, fn: () => T): T {
 }
 
 export { splitHostPort };
+

@@ -22,7 +22,7 @@ import { hasherFor, isValidDigest, parseDigest, sha256Digest } from './digest.js
 import { isProcessAlive, processStartTime } from './proc.js';
 import { acquireLock, lockScope, type Lock, type LockOptions } from './lock.js';
 import { crashPoint } from './crash-point.js';
-import { BlobNotFoundError, DigestMismatchError } from './errors.js';
+import { BlobNotFoundError, DigestMismatchError, IngestInterruptedError } from './errors.js';
 
 /** How much an ingest holds back before one write. */
 const WRITE_BATCH_BYTES = 1 << 20;
@@ -286,6 +286,11 @@ export class IngestWriter {
   /** Received and hashed, not yet written: the last bytes of `size`. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Bytes in the file, readable by followers (`size` less what is held back). */
+  private written = 0;
+  /** Bumped by reset(): a follower of an earlier generation has read bytes that are gone. */
+  private generation = 0;
+  private waiting: (() => void)[] = [];
 
   constructor(
     private readonly fh: FileHandle,
@@ -294,6 +299,11 @@ export class IngestWriter {
     private readonly publish: (path: string) => Promise<void>,
   ) {
     this.hasher = hasherFor(expected.digest);
+  }
+
+  /** Committed or aborted: nothing more will be written. */
+  get finished(): boolean {
+    return this.state !== 'open';
   }
 
   /** Bytes written so far: where a resumed download continues. */
@@ -324,7 +334,57 @@ export class IngestWriter {
     const at = this.size - this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    const generation = this.generation;
     await this.fh.writev(buffers, at);
+    if (generation === this.generation) this.written = at + buffers.reduce((n, b) => n + b.byteLength, 0);
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) w();
+  }
+
+  /**
+   * The bytes of this download as they reach the file, from byte 0, for
+   * unpacking a layer while it downloads. Read back from the file (the page
+   * cache), so a slow reader holds nothing in memory. Ends once the blob is
+   * committed, i.e. verified; throws IngestInterruptedError when the download
+   * starts over or is abandoned. The reader must not trust what it built
+   * until the download's own promise has resolved.
+   */
+  async *follow(): AsyncGenerator<Buffer> {
+    const generation = this.generation;
+    const lost = (why: string) => new IngestInterruptedError(`download of ${this.expected.digest} ${why}`);
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path, 'r');
+    } catch (err) {
+      // Committed (renamed into blobs/) or abandoned before the reader came: read the store instead.
+      if (isNotFound(err)) throw lost(this.state === 'committed' ? 'finished before it was followed' : 'was abandoned');
+      throw err;
+    }
+    try {
+      let pos = 0;
+      for (;;) {
+        if (this.generation !== generation) throw lost('started over');
+        if (pos < this.written) {
+          const want = Math.min(this.written - pos, WRITE_BATCH_BYTES);
+          const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(want), 0, want, pos);
+          // reset() may have truncated the file during the read.
+          if (this.generation !== generation || bytesRead === 0) throw lost('started over');
+          pos += bytesRead;
+          yield buffer.subarray(0, bytesRead);
+          continue;
+        }
+        if (this.state === 'committed') return;
+        if (this.state === 'aborted') throw lost('was abandoned');
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Starts over from byte 0 (the server ignored a Range request, or a resumed download was wrong). */
@@ -332,6 +392,9 @@ export class IngestWriter {
     if (this.state !== 'open') throw new Error(`ingest of ${this.expected.digest} is already ${this.state}`);
     this.pending = [];
     this.pendingBytes = 0;
+    this.generation++;
+    this.written = 0;
+    this.wake();
     await this.fh.truncate(0);
     this.hasher = hasherFor(this.expected.digest);
     this.size = 0;
@@ -356,6 +419,7 @@ export class IngestWriter {
       await this.fh.sync();
       await this.fh.close();
       this.state = 'committed';
+      this.wake();
       crashPoint('ingest:verified');
       await this.publish(this.path);
     } catch (err) {
@@ -369,6 +433,7 @@ export class IngestWriter {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
+    this.wake();
     await this.fh.close().catch(() => undefined);
     await rm(this.path, { force: true });
   }

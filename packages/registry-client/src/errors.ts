@@ -59,6 +59,17 @@ export class RegistryUnavailableError extends RegistryError {
   }
 }
 
+/**
+ * A reader following a download (IngestWriter.follow) lost it: the download
+ * started over from byte 0 or was abandoned. The blob, once downloaded, is
+ * still good; the reader must start again from the store.
+ */
+export class IngestInterruptedError extends RegistryError {
+  constructor(message: string) {
+    super('E_INGEST_INTERRUPTED', message);
+  }
+}
+
 /** A malformed or unsupported digest string (from a caller or a manifest). */
 export class InvalidDigestError extends RegistryError {
   constructor(message: string) {

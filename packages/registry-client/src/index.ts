@@ -4,6 +4,7 @@ export { parseReference, makeReference, withDigest, DEFAULT_REGISTRY, type Refer
 export * from './types.js';
 export { platformScore } from './platform.js';
 export { ContentStore, type IngestExpectation, type IngestWriter } from './content-store.js';
+export { Semaphore } from './semaphore.js';
 export { acquireLock, withLock, lockScope, lockAddress, defaultLockTimeoutMs, LockTimeoutError, type Lock, type LockOptions } from './lock.js';
 export { isProcessAlive, processStartTime } from './proc.js';
 export { crashPoint } from './crash-point.js';

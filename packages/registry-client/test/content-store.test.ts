@@ -203,3 +203,58 @@ test('begin(): a digest mismatch on commit keeps the writer open until abort() r
   expect(await readdir(blobsDir())).toEqual([]);
   await expect(w.write(Buffer.from('x'))).rejects.toThrow(/aborted/);
 });
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of it) out.push(c);
+  return Buffer.concat(out);
+}
+
+test('follow(): a reader gets exactly the written bytes as they reach the file, and ends once the blob is verified', async () => {
+  const data = Buffer.alloc(3 * 1024 * 1024 + 12345);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7919) & 0xff;
+  const digest = sha256Digest(data);
+  const w = await store.begin({ digest, size: data.byteLength });
+  const reading = collect(w.follow());
+  let seenEarly = false;
+  const follower = w.follow();
+  for (let i = 0; i < data.length; i += 64 * 1024) {
+    await w.write(data.subarray(i, i + 64 * 1024));
+    // The second reader takes one chunk as soon as the first MiB is on disk, before the download ends.
+    if (!seenEarly && w.offset > 1024 * 1024) {
+      const first = await follower.next();
+      expect(first.done).toBe(false);
+      expect((first.value as Buffer).equals(data.subarray(0, (first.value as Buffer).length))).toBe(true);
+      seenEarly = true;
+      await follower.return(undefined);
+    }
+  }
+  expect(w.finished).toBe(false);
+  await w.commit();
+  expect(w.finished).toBe(true);
+  expect((await reading).equals(data)).toBe(true);
+  expect(seenEarly).toBe(true);
+});
+
+test('follow(): a download that starts over or is abandoned interrupts its readers', async () => {
+  const data = Buffer.alloc(2 * 1024 * 1024 + 5, 0x61);
+  const digest = sha256Digest(data);
+  const w = await store.begin({ digest, size: data.byteLength });
+  const first = collect(w.follow());
+  await w.write(data.subarray(0, 1536 * 1024));
+  await w.reset();
+  await expect(first).rejects.toMatchObject({ code: 'E_INGEST_INTERRUPTED' });
+  const second = collect(w.follow());
+  await w.write(data.subarray(0, 1100 * 1024));
+  await w.abort();
+  await expect(second).rejects.toMatchObject({ code: 'E_INGEST_INTERRUPTED' });
+  expect(await readdir(ingestDir())).toEqual([]);
+});
+
+test('follow(): a reader that comes after the commit is told to read the store', async () => {
+  const data = Buffer.from('small blob');
+  const w = await store.begin({ digest: sha256Digest(data), size: data.byteLength });
+  await w.write(data);
+  await w.commit();
+  await expect(collect(w.follow())).rejects.toMatchObject({ code: 'E_INGEST_INTERRUPTED' });
+});

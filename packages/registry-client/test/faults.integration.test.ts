@@ -232,6 +232,42 @@ describe('blob bodies', () => {
     expect(logs.some((l) => l.includes('ignored the range request; restarting from byte 0'))).toBe(true);
   });
 
+  /** Downloads busybox's layers with a reader following the layer's download; resolves with what the reader saw. */
+  async function followLayer(p: FaultProxy): Promise<{ store: ContentStore; seen: Promise<string> }> {
+    const { c, store } = await client();
+    let seen: Promise<string> | undefined;
+    const downloads = await c.downloadLayers(await c.resolve(busybox(p)), {
+      onIngest: (digest, writer) => {
+        if (digest !== fx.layer.digest) return;
+        seen ??= (async () => {
+          const h = createHash('sha256');
+          for await (const chunk of writer.follow()) h.update(chunk);
+          return `sha256:${h.digest('hex')}`;
+        })();
+      },
+    });
+    await Promise.all(downloads.values());
+    if (seen === undefined) throw new Error('the layer download never started');
+    return { store, seen };
+  }
+
+  it('a reader following a layer download gets exactly its verified bytes', async () => {
+    const { store, seen } = await followLayer(await faulty(() => undefined));
+    await expect(seen).resolves.toBe(fx.layer.digest);
+    expect(await store.has(fx.layer.digest)).toBe(true);
+  });
+
+  it('a download that starts over interrupts the reader following it (E_INGEST_INTERRUPTED); the blob still lands', async () => {
+    let n = 0;
+    const p = await faulty((url) => {
+      if (!url.endsWith(blobPath(fx.layer.digest))) return undefined;
+      return ++n === 1 ? { kind: 'reset', after: 400_000 } : { kind: 'ignore-range' };
+    });
+    const { store, seen } = await followLayer(p);
+    await expect(seen).rejects.toMatchObject({ code: 'E_INGEST_INTERRUPTED' });
+    expect(await store.has(fx.layer.digest)).toBe(true);
+  });
+
   it('bytes altered in transit (same length): E_DIGEST_MISMATCH naming the reference, nothing stored', async () => {
     const p = await faulty((url) => (url.endsWith(blobPath(fx.layer.digest)) ? { kind: 'corrupt', at: 12_345 } : undefined));
     const { c, store } = await client();

@@ -1,11 +1,13 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { posix, resolve as resolvePath, basename } from 'node:path';
+import { Readable } from 'node:stream';
 import {
-  ContentStore, MediaTypes, RegistryClient, hostPlatform, parseReference, withDigest,
+  ContentStore, IngestInterruptedError, MediaTypes, RegistryClient, Semaphore, hostPlatform, parseReference, withDigest,
   type Descriptor, type ImageConfig, type Platform,
   crashPoint,
 } from '@stowage/registry-client';
-import { Snapshotter, applyLayerFile, type SnapshotterBackend } from '@stowage/snapshotter';
+import { Snapshotter, applyLayer, applyLayerFile, type ApplyResult, type SnapshotterBackend } from '@stowage/snapshotter';
+import { DownloadFeeds } from './download-feeds.js';
 import { MAX_DOCKERFILE_BYTES, ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
 import { readBounded } from './bounded-read.js';
 import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
@@ -24,7 +26,6 @@ import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normal
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
 import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
 import { BuildArgScope } from './args.js';
-import { Semaphore } from './semaphore.js';
 import { availableParallelism } from 'node:os';
 import { Progress, type ProgressStep } from './progress.js';
 import { resolveInRoot } from './secure-path.js';
@@ -471,7 +472,10 @@ class Engine {
     // An image `stowage pull` fetched is used as pulled (by digest, from the store: no network).
     const local = await this.ctx.images.get(name, platformKey);
     const pulled = local?.source === 'pull' ? await this.ctx.images.usable(name, platformKey, this.ctx.store) : undefined;
-    const image = await this.ctx.registryFor(platform).pull(pulled ? withDigest(parseReference(name), pulled.digest) : ref, { onBytes: (digest, n, total) => step.bytes(digest, n, total) });
+    const registry = this.ctx.registryFor(platform);
+    const image = await registry.resolve(pulled ? withDigest(parseReference(name), pulled.digest) : ref);
+    const feeds = new DownloadFeeds();
+    const downloads = await registry.downloadLayers(image, { onBytes: (digest, n, total) => step.bytes(digest, n, total), onIngest: feeds.started });
     if (pulled) {
       step.log(`using ${name}@${pulled.digest} as pulled on ${pulled.pulled}`);
       await this.ctx.images.touch(name, platformKey);
@@ -493,10 +497,8 @@ class Engine {
         const lock = await lockSharedWork(this.ctx.state.lockScope, `unpack ${chain}`, `unpacking layer ${desc.digest}`, (line) => step.log(line));
         try {
           if (!(await this.ctx.snapshots.exists(chain))) {
-            const key = `extract-${process.pid}-${++this.stepCounter}`;
-            const dir = await this.ctx.snapshots.prepare(key, parent);
+            const { key, applied } = await this.unpackBaseLayer(parent, desc, downloads.get(desc.digest), feeds, step);
             try {
-              const applied = await applyLayerFile(dir, this.ctx.store.blobPath(desc.digest), { ignoreOwnership: this.ctx.ignoreOwnership });
               if (applied.diffID !== diffID) {
                 throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
               }
@@ -517,8 +519,50 @@ class Engine {
       parent = chain;
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
     }
+    // Layers already unpacked on this root still download: the export needs their blobs.
+    await Promise.all(downloads.values());
     step.done();
     return { snapshot: parent, layers, config: image.config, args: new Map(), changeReason: `base image ${ref} changed (now ${image.manifestDigest})` };
+  }
+
+  /**
+   * Unpacks one base layer into a new active snapshot on `parent`: while it
+   * downloads when it is downloading now, else from the store. A streamed
+   * snapshot is returned only after the download verified the blob's digest;
+   * a download that starts over (or fails over to another endpoint) throws
+   * the streamed work away and the layer is unpacked from the store.
+   */
+  private async unpackBaseLayer(parent: string | undefined, desc: Descriptor, download: Promise<void> | undefined, feeds: DownloadFeeds, step: ProgressStep): Promise<{ key: string; applied: ApplyResult }> {
+    const opts = { ignoreOwnership: this.ctx.ignoreOwnership };
+    const prepare = async (apply: (dir: string) => Promise<ApplyResult>) => {
+      const key = `extract-${process.pid}-${++this.stepCounter}`;
+      const dir = await this.ctx.snapshots.prepare(key, parent);
+      try {
+        return { key, applied: await apply(dir) };
+      } catch (err) {
+        await this.ctx.snapshots.release(key).catch(() => undefined);
+        throw err;
+      }
+    };
+    if (download !== undefined) {
+      const arriving = await feeds.follow(desc.digest, download);
+      if (arriving !== undefined) {
+        try {
+          return await prepare(async (dir) => {
+            const applied = await applyLayer(dir, Readable.from(arriving), opts);
+            await download; // nothing built from these bytes is used before they are verified
+            return applied;
+          });
+        } catch (err) {
+          // Bytes that fail to unpack may be bytes that fail to verify: the download's verdict comes first.
+          await download;
+          if (!(err instanceof IngestInterruptedError)) throw err;
+          step.log(`${err.message}: unpacking ${desc.digest} from the store once downloaded`);
+        }
+      }
+      await download;
+    }
+    return prepare((dir) => applyLayerFile(dir, this.ctx.store.blobPath(desc.digest), opts));
   }
 
   /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV. */

@@ -162,7 +162,11 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   } finally {
     crashPoint('run:exited');
     removeHook();
-    await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    // `runc run` deletes its container when it exits, also on its own errors; a state dir
+    // left behind (runc killed) is what needs `delete`. A stat is cheaper than starting runc.
+    if (await lstat(join(runcRoot, id)).then(() => true, () => false)) {
+      await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    }
     await rm(bundle, { recursive: true, force: true });
     await removeMountStubs(rootfs, stubs);
   }

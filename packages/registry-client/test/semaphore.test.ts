@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Semaphore } from '../../src/engine/semaphore.js';
+import { Semaphore } from '../src/semaphore.js';
 
 test('never runs more tasks than its limit, and runs them all', async () => {
   const sem = new Semaphore(2);

@@ -1,7 +1,8 @@
 /**
- * Bounds how many build steps run at once. Independent stages are started
- * together, but each holds a slot only while it runs a step or a pull, never
- * while it waits for another stage, so a bound cannot deadlock.
+ * At most `limit` tasks at a time, started in the order they asked. Used for
+ * parallel layer downloads here, and by the builder for how many build steps
+ * run at once (a stage holds a slot only while it runs a step or a pull,
+ * never while it waits for another stage, so the bound cannot deadlock).
  */
 export class Semaphore {
   private active = 0;
