@@ -12,12 +12,12 @@
  * STOWAGE_GUNZIP=zlib forces the built-in inflater; STOWAGE_GUNZIP=/path/igzip names the tool.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, createReadStream } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import { PassThrough, Readable, pipeline } from 'node:stream';
 import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { InvalidLayerError, SnapshotError } from './errors.js';
+import { findExecutable } from './which.js';
 
 let igzipPath: string | null | undefined;
 
@@ -26,22 +26,8 @@ export function igzipTool(): string | null {
   const forced = process.env.STOWAGE_GUNZIP;
   if (forced === 'zlib') return null;
   if (forced) return forced;
-  if (igzipPath === undefined) igzipPath = findInPath('igzip');
+  if (igzipPath === undefined) igzipPath = findExecutable('igzip');
   return igzipPath;
-}
-
-function findInPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 /** Uncompressed chunks of the gzip stream `source`; a corrupt or truncated stream throws InvalidLayerError. */

@@ -6,19 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { findExecutable } from './which.js';
 
 const execFileP = promisify(execFile);
 
-let toolsAvailable: Promise<boolean> | undefined;
-
-export function hasXattrTools(): Promise<boolean> {
-  toolsAvailable ??= execFileP('getfattr', ['--version'])
-    .then(() => execFileP('setfattr', ['--version']))
-    .then(
-      () => true,
-      () => false,
-    );
-  return toolsAvailable;
+/** Whether getfattr and setfattr are installed (looked up on PATH, not run). */
+export async function hasXattrTools(): Promise<boolean> {
+  return findExecutable('getfattr') !== null && findExecutable('setfattr') !== null;
 }
 
 /** Set one xattr on `path` itself (never following a symlink). */
