@@ -66,11 +66,22 @@ class LayerApplier {
   private xattrTools: boolean | undefined;
   /** Parent directories resolved so far; cleared whenever anything is removed (see ResolvedDirs). */
   private readonly dirs: ResolvedDirs = new Map();
+  /**
+   * Directories this apply made (and the root, when it started empty): nothing is in
+   * them but what this layer wrote, so a new name there needs no lstat. A wrong guess
+   * could only fail (every create is O_EXCL or EEXIST-checked), never write through a link.
+   */
+  private readonly fresh = new Set<string>();
 
   constructor(
     private readonly root: string,
     private readonly opts: ApplyOptions,
   ) {}
+
+  /** Called once before the first entry. */
+  start(): void {
+    if (readdirSync(this.root).length === 0) this.fresh.add(this.root);
+  }
 
   async apply(item: TarItem): Promise<void> {
     const { entry } = item;
@@ -89,12 +100,15 @@ class LayerApplier {
     const loc = await resolveEntry(this.root, comps, entry.path, true, this.dirs);
     if (!loc) return;
     const target = loc.path;
-    const existing = await lstatOrNull(target);
+    this.markHolding(loc.parent);
+    const known = this.written.has(target) || this.holding.has(target); // written, or made as the parent of something written
+    const existing = this.fresh.has(loc.parent) && !known ? null : await lstatOrNull(target);
 
     if (entry.type === 'Directory') {
       if (!existing?.isDirectory()) {
         if (existing) this.remove(target);
         mkdirSync(target, { mode: 0o700 });
+        this.fresh.add(target);
       }
       await this.setMeta(target, entry, true);
       this.markWritten(target);
@@ -164,11 +178,17 @@ class LayerApplier {
   private remove(path: string): void {
     rmSync(path, { recursive: true, force: true });
     this.dirs.clear();
+    this.fresh.clear();
   }
 
   private markWritten(target: string): void {
     this.written.add(target);
-    for (let d = dirname(target); d !== this.root && d.startsWith(`${this.root}/`) && !this.holding.has(d); d = dirname(d)) this.holding.add(d);
+    this.markHolding(dirname(target));
+  }
+
+  /** `dir` and its parents exist now (resolving an entry may have made them). */
+  private markHolding(dir: string): void {
+    for (let d = dir; d !== this.root && d.startsWith(`${this.root}/`) && !this.holding.has(d); d = dirname(d)) this.holding.add(d);
   }
 
   /**
@@ -289,6 +309,7 @@ export async function applyLayerFile(root: string, path: string, opts: ApplyOpti
 
 async function applyUncompressed(root: string, src: UncompressedLayer, opts: ApplyOptions): Promise<ApplyResult> {
   const applier = new LayerApplier(root, opts);
+  applier.start();
   try {
     for await (const item of readTar(src.chunks)) {
       await applier.apply(item);

@@ -92,7 +92,27 @@ describe.each(inflaters)('gunzip with %s', (which) => {
   });
 });
 
-describe('applyLayer: resolved parent directories are forgotten when something is removed', () => {
+describe('applyLayer: what it remembers about the tree it writes', () => {
+  test('a directory made only as the parent of a skipped entry is still known to exist', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'stowage-fresh-'));
+    try {
+      const tar = makeTar([
+        { path: 'dev/null', type: 'CharacterDevice' }, // skipped, but dev/ was made for it
+        { path: 'dev/', type: 'Directory', mode: 0o750 },
+        { path: 'dev/shm/', type: 'Directory' },
+        { path: 'x', body: 'one' },
+        { path: 'x', body: 'two' }, // the same name twice in one layer: the second replaces the first
+      ]);
+      const r = await applyLayer(root, Readable.from([tar]));
+      expect(r.warnings.join('\n')).toMatch(/dev\/null: CharacterDevice skipped/);
+      expect(readFileSync(join(root, 'x'), 'utf8')).toBe('two');
+      expect(existsSync(join(root, 'dev/shm'))).toBe(true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+
   test('a dir replaced by a symlink mid-layer: later entries follow the symlink, scoped to the root', async () => {
     const root = mkdtempSync(join(tmpdir(), 'stowage-dircache-'));
     try {
