@@ -4,7 +4,7 @@
 // and Buildah take turns within each run. Writes the report (Markdown) to
 // STOWAGE_BENCH_OUT, keeping the hand-written notes below NOTES_MARKER.
 import { spawn, execFileSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -109,19 +109,18 @@ function sh(cmd, args, opts = {}) {
 const chownUser = (p) => sh('chown', ['-R', `${cfg.user}:`, p]);
 const wipe = (p) => rmSync(p, { recursive: true, force: true });
 /**
- * Empties a tool's state before a cold run by moving it aside; everything moved
- * is deleted once, at the end. Deleting thousands of files just before a run
- * would measure ext4, not the tool: for minutes after a mass delete, inode
- * allocation scans the recently freed inodes (perf: `recently_deleted` in
- * ext4_create), and unpacking the 9k-file Go base took 7-11 s instead of 3 s
- * for either tool. A fresh CI machine has no such history.
+ * Before a cold run: dirty pages written back and the page, dentry and inode
+ * caches dropped, as on a CI machine's first build. Without it, a run soon
+ * after a mass delete (the previous run's state, a test suite) measured ext4
+ * more than the tool: each new inode's allocation looked up recently freed
+ * inodes' table blocks in the buffer cache (perf: recently_deleted and
+ * find_get_block_common under ext4_create), and unpacking the 9k-file Go base
+ * took 7-11 s instead of 3 s, for either tool.
  */
-let retired = 0;
-const retire = (p) => {
-  if (!existsSync(p)) return;
-  mkdirSync(D('trash'), { recursive: true });
-  renameSync(p, D('trash', String(++retired)));
-};
+function coldStart() {
+  sh('sync', []);
+  writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
 
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -257,10 +256,12 @@ async function exampleCases() {
     return { seconds: a.seconds + b.seconds, rssKB: Math.max(a.rssKB, b.rssKB), othersCores: (a.othersCores * a.seconds + b.othersCores * b.seconds) / (a.seconds + b.seconds) };
   };
   for (let i = 0; i < cfg.runs; i++) {
-    retire(sRoot);
-    retire(bStore);
+    wipe(sRoot);
+    wipe(bStore);
     log(`P1/P2 run ${i + 1}/${cfg.runs}`);
+    coldStart();
     const sc = await sBuild('p1-stowage');
+    coldStart();
     const bc = await bBuild('p1-buildah');
     const sw = await sBuild('p2-stowage');
     const bw = await bBuild('p2-buildah');
@@ -273,10 +274,10 @@ async function exampleCases() {
     m.sx.push((await sBuild('p2-stowage-change')).seconds);
     m.bx.push((await bBuild('p2-buildah-change')).seconds);
   }
-  retire(sRoot);
-  retire(bStore);
+  wipe(sRoot);
+  wipe(bStore);
   const others = median(m.o);
-  record({ id: 'P1', label: 'multi-stage Go example (scripts/example, main.go from the context), cold: empty state, base pulled from the loopback registry, build + OCI archive', unit: 's', stowage: median(m.sc), other: median(m.bc), goal: { max: 0.5 }, rss: [median(m.scR), median(m.bcR)], others });
+  record({ id: 'P1', label: 'multi-stage Go example (scripts/example, main.go from the context), cold: empty state, caches dropped (sync; drop_caches), base pulled from the loopback registry, build + OCI archive', unit: 's', stowage: median(m.sc), other: median(m.bc), goal: { max: 0.5 }, rss: [median(m.scR), median(m.bcR)], others });
   record({ id: 'P2', label: 'the same, warm, nothing changed (Buildah --layers)', unit: 's', stowage: median(m.sw), other: median(m.bw), goal: { max: 0.25 }, rss: [median(m.swR), median(m.bwR)], others });
   record({ id: 'P2', label: 'the same after one change to main.go (COPY, go build and the last COPY run again)', unit: 's', stowage: median(m.sx), other: median(m.bx), others });
 }
@@ -313,8 +314,8 @@ async function runStepCases() {
       m.bw.push(b.seconds);
       m.o.push(s.othersCores, b.othersCores);
     }
-    retire(sRoot);
-    retire(bStore);
+    wipe(sRoot);
+    wipe(bStore);
     step[mult] = m;
     const label = `${files} files / ${mb} MB base`;
     record({ id: 'P3', label: `one-file RUN on a ${label}: the RUN step (prepare, run, diff, commit)`, unit: 's', stowage: median(m.s), other: median(m.b), goal: { max: 0.3 }, others: median(m.o) });
@@ -514,7 +515,6 @@ if (cfg.cases.has('P3') || cfg.cases.has('P4')) {
 if (cfg.cases.has('P5')) await gzipCase();
 if (cfg.cases.has('P6')) await bigLayerCases();
 if (cfg.cases.has('S')) await snapshotCases();
-wipe(D('trash'));
 
 const text = report({ loadBefore, loadAfter: os.loadavg()[0], started });
 writeFileSync(cfg.out, text);
