@@ -7,7 +7,7 @@
  * compressed as fixed-size gzip members in parallel (gzip-members.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Header } from 'tar';
@@ -110,11 +110,24 @@ function encodeHeader(e: LayerEntry): Buffer[] {
   return [paxHeader, body, zeroPad(body.length), block];
 }
 
+/** Files up to this size are read in one synchronous call (a layer of many small files is most layers). */
+const SMALL_FILE_BYTES = 1 << 20;
+
 async function* fileBody(e: LayerEntry): AsyncGenerator<Buffer> {
   if (e.source === undefined) throw new Error(`no source for ${e.path}`);
   let written = 0;
-  // `end` bounds the read: a file that grew since stat must not corrupt the tar.
-  if (e.size > 0) {
+  // Reads are bounded by `size`: a file that grew since stat must not corrupt the tar.
+  if (e.size > 0 && e.size <= SMALL_FILE_BYTES) {
+    const fd = openSync(e.source, 'r');
+    try {
+      const b = Buffer.allocUnsafe(e.size);
+      let n;
+      while (written < e.size && (n = readSync(fd, b, written, e.size - written, written)) > 0) written += n;
+      if (written === e.size) yield b;
+    } finally {
+      closeSync(fd);
+    }
+  } else if (e.size > 0) {
     for await (const chunk of createReadStream(e.source, { start: 0, end: e.size - 1 })) {
       const b = chunk as Buffer;
       written += b.length;
