@@ -318,8 +318,11 @@ export class Snapshotter {
         await mkdir(join(staging, 'work'));
         await mkdir(join(staging, 'merged'), { mode: 0o755 });
       }
-      await writeJsonAtomic(join(staging, META_FILE), meta);
-      await fsyncPath(staging);
+      // An overlay active snapshot holds nothing a power loss could cost (open() deletes it);
+      // a native one may hold a parent's moved tree, whose record must survive.
+      const durable = this.backend === 'native';
+      await writeJsonAtomic(join(staging, META_FILE), meta, { durable });
+      if (durable) await fsyncPath(staging);
       try {
         await rename(staging, dir);
       } catch (err) {
