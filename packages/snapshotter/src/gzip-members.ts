@@ -24,6 +24,7 @@
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback, type ZlibOptions } from 'node:zlib';
+import { readAtLeast, toBuffers } from './chunks.js';
 
 const gzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gzipCallback);
 
@@ -155,26 +156,13 @@ export function gzipMembers(opts: GzipMemberOptions = {}): (source: AsyncIterabl
   const threshold = Math.max(opts.threshold ?? GZIP_PARALLEL_THRESHOLD, blockSize);
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? defaultGzipConcurrency()));
   return async function* gzip(source) {
-    const it = (async function* () {
-      for await (const c of source) yield typeof c === 'string' ? Buffer.from(c) : c;
-    })();
+    const it = toBuffers(source);
     // Read up to the threshold first: only then is the form of the output known.
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    let more = true;
-    while (headBytes < threshold) {
-      const r = await it.next();
-      if (r.done) {
-        more = false;
-        break;
-      }
-      head.push(r.value);
-      headBytes += r.value.length;
-    }
-    if (!more) {
-      yield await member(Buffer.concat(head, headBytes), level);
+    const head = await readAtLeast(it, threshold);
+    if (head.ended) {
+      yield await member(Buffer.concat(head.chunks, head.bytes), level);
       return;
     }
-    yield* compressInOrder(fixedBlocks(head, it, blockSize), level, concurrency);
+    yield* compressInOrder(fixedBlocks(head.chunks, it, blockSize), level, concurrency);
   };
 }

@@ -102,6 +102,7 @@ export { applyLayer, applyLayerFile, type ApplyOptions, type ApplyResult } from 
 export { type Owner, type OwnerRecords } from './owners.js';
 export { Snapshotter, type OpenOptions, type SnapshotInfo, type Usage } from './snapshotter.js';
 export { isProcessAlive, processStartTime } from './proc.js';
+export { findExecutable } from './which.js';
 export { diskUsage } from './native.js';
 export type { DiffOptions } from './diff.js';
 export type { LayerDigests } from './diff-writer.js';

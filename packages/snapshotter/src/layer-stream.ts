@@ -8,13 +8,10 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { UnsupportedLayerError } from './errors.js';
+import { readAtLeast, toBuffers } from './chunks.js';
 import { gunzip, gunzipFile } from './gunzip.js';
 
 const startsWith = (b: Buffer, magic: number[]): boolean => magic.every((m, i) => b[i] === m);
-
-async function* toBuffers(src: NodeJS.ReadableStream): AsyncGenerator<Buffer> {
-  for await (const c of src) yield typeof c === 'string' ? Buffer.from(c) : c;
-}
 
 export interface UncompressedLayer {
   chunks: AsyncIterable<Buffer>;
@@ -23,21 +20,11 @@ export interface UncompressedLayer {
 }
 
 export async function openLayer(layer: NodeJS.ReadableStream): Promise<UncompressedLayer> {
-  const it = toBuffers(layer);
-  // Collect enough bytes to sniff the magic (a first chunk can be tiny).
-  const head: Buffer[] = [];
-  let headLen = 0;
-  let ended = false;
-  while (headLen < 6) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    head.push(r.value);
-    headLen += r.value.length;
-  }
-  const first = Buffer.concat(head);
+  const it = toBuffers(layer as AsyncIterable<Buffer | string>);
+  // Enough bytes to sniff the magic (a first chunk can be tiny).
+  const head = await readAtLeast(it, 6);
+  const first = Buffer.concat(head.chunks, head.bytes);
+  const ended = head.ended;
   async function* all(): AsyncGenerator<Buffer> {
     if (first.length > 0) yield first;
     if (!ended) yield* it;

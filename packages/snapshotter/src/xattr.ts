@@ -10,9 +10,12 @@ import { findExecutable } from './which.js';
 
 const execFileP = promisify(execFile);
 
-/** Whether getfattr and setfattr are installed (looked up on PATH, not run). */
+let toolsAvailable: boolean | undefined;
+
+/** Whether getfattr and setfattr are installed (looked up on PATH once per process, not run). */
 export async function hasXattrTools(): Promise<boolean> {
-  return findExecutable('getfattr') !== null && findExecutable('setfattr') !== null;
+  toolsAvailable ??= findExecutable('getfattr') !== null && findExecutable('setfattr') !== null;
+  return toolsAvailable;
 }
 
 /** Set one xattr on `path` itself (never following a symlink). */

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants, createReadStream } from 'node:fs';
-import { access, chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
-import { delimiter, posix } from 'node:path';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
+import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
+import { findExecutable } from '@stowage/snapshotter';
 import { resolveInRoot, resolveParentInRoot } from './secure-path.js';
 
 /*
@@ -508,10 +509,7 @@ async function openDecompressed(path: string, format: ArchiveFormat): Promise<De
 }
 
 async function requireTool(command: string, pkg: string, format: string): Promise<void> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    if (await access(posix.join(dir, command), fsConstants.X_OK).then(() => true, () => false)) return;
-  }
+  if (findExecutable(command) !== null) return;
   throw new ArchiveError(`${command} is needed to unpack ${format} archives but was not found in PATH: install the Debian package ${pkg}`);
 }
 

@@ -559,8 +559,9 @@ class Engine {
           if (!(err instanceof IngestInterruptedError)) throw err;
           step.log(`${err.message}: unpacking ${desc.digest} from the store once downloaded`);
         }
+      } else {
+        await download;
       }
-      await download;
     }
     return prepare((dir) => applyLayerFile(dir, this.ctx.store.blobPath(desc.digest), opts));
   }
