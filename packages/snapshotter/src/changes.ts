@@ -13,7 +13,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerEntry } from './diff-writer.js';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, isOverlayPrivateXattr, opaqueXattr, type OverlayXattrNamespace } from './whiteout.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, isOverlayPrivateXattr, opaqueXattr, originXattr, type OverlayXattrNamespace } from './whiteout.js';
 
 export interface WalkContext {
   /** Clamp mtimes to this (seconds), for reproducible layers. */
@@ -81,25 +81,80 @@ function marker(path: string): LayerEntry {
   return { path, type: 'File', mode: 0, uid: 0, gid: 0, mtime: 0, size: 0, source: '/dev/null' };
 }
 
-/** Walk an overlay upper dir. */
-export async function* upperChanges(upper: string, ns: OverlayXattrNamespace, ctx: WalkContext, rel = ''): AsyncGenerator<LayerEntry> {
+/**
+ * Walk an overlay upper dir. `lowers` are the mounted lower dirs, nearest first.
+ * A directory copied up only because something below it changed (a mount stub
+ * made and removed, a file written) is emitted only as the parent of a change,
+ * as a tree comparison would (nativeChanges); one that still matches the lower
+ * it came from and holds no change is left out. `pending` holds such parents
+ * until the first change below them.
+ */
+export async function* upperChanges(
+  upper: string,
+  ns: OverlayXattrNamespace,
+  ctx: WalkContext,
+  lowers: string[] = [],
+  rel = '',
+  pending: LayerEntry[] = [],
+): AsyncGenerator<LayerEntry> {
   const dir = rel === '' ? upper : join(upper, rel);
   for (const name of await sortedChildren(dir)) {
     const childRel = join0(rel, name);
     const abs = join(upper, childRel);
     const st = lstatSync(abs, { bigint: true });
     if (st.isCharacterDevice() && st.rdev === 0n) {
+      yield* pending.splice(0);
       yield marker(join0(rel, `${WHITEOUT_PREFIX}${name}`));
       continue;
     }
     const e = await entryFor(childRel, abs, st, ctx);
-    if (e) yield e;
-    if (st.isDirectory()) {
-      const x = ctx.xattrs.get(abs)?.get(opaqueXattr(ns));
-      if (x?.toString() === 'y') yield marker(join0(childRel, OPAQUE_MARKER));
-      yield* upperChanges(upper, ns, ctx, childRel);
+    if (!st.isDirectory()) {
+      yield* pending.splice(0);
+      if (e) yield e;
+      continue;
     }
+    const opaque = ctx.xattrs.get(abs)?.get(opaqueXattr(ns))?.toString() === 'y';
+    if (e && !opaque && unchangedCopyUp(childRel, abs, st, ns, ctx, lowers)) {
+      pending.push(e);
+      yield* upperChanges(upper, ns, ctx, lowers, childRel, pending);
+      if (pending.at(-1) === e) pending.pop();
+      continue;
+    }
+    yield* pending.splice(0);
+    if (e) yield e;
+    if (opaque) yield marker(join0(childRel, OPAQUE_MARKER));
+    yield* upperChanges(upper, ns, ctx, lowers, childRel, pending);
   }
+}
+
+/**
+ * Node sets times from a double of seconds: rounded to the microsecond, then
+ * about 0.25 µs off in the double, so a restored time is within 2 µs.
+ */
+const RESTORED_TIME_NS = 2000n;
+const within = (a: bigint, b: bigint, d: bigint): boolean => (a > b ? a - b : b - a) <= d;
+
+/**
+ * A copied-up directory whose mode, owner and mtime equal those of the lower
+ * directory it shadows, and which carries no xattrs of its own (the lower's are
+ * not read, so a directory with any is kept); the mtime to the microsecond, as
+ * restored by a step's mount-stub cleanup. A copy-up always comes from the
+ * visible lower object, so the nearest lower holding the path is that object.
+ */
+function unchangedCopyUp(rel: string, abs: string, st: BigIntStats, ns: OverlayXattrNamespace, ctx: WalkContext, lowers: string[]): boolean {
+  const xattrs = ctx.xattrs.get(abs);
+  if (xattrs?.get(originXattr(ns)) === undefined) return false;
+  if ([...xattrs.keys()].some((k) => !isOverlayPrivateXattr(k))) return false;
+  for (const lower of lowers) {
+    let l: BigIntStats;
+    try {
+      l = lstatSync(join(lower, rel), { bigint: true });
+    } catch {
+      continue;
+    }
+    return l.isDirectory() && l.mode === st.mode && l.uid === st.uid && l.gid === st.gid && within(l.mtimeNs, st.mtimeNs, RESTORED_TIME_NS);
+  }
+  return false;
 }
 
 async function lstatOrNull(p: string): Promise<BigIntStats | null> {

@@ -17,7 +17,8 @@ async function* fromArray<T>(items: T[]): AsyncGenerator<T> {
 export async function changesAsync(
   backend: SnapshotterBackend,
   activeFs: string,
-  parentFs: string | undefined,
+  /** native: the parent's tree, if any; overlay: the lower dirs, nearest first. */
+  below: string[],
   opts: DiffOptions,
 ): Promise<AsyncIterable<LayerEntry>> {
   const ctx: WalkContext = {
@@ -25,6 +26,6 @@ export async function changesAsync(
     xattrs: (await hasXattrTools()) ? await readXattrsRecursive(activeFs) : new Map(),
     links: new Map(),
   };
-  if (backend === 'overlay') return upperChanges(activeFs, await overlayXattrNamespace(), ctx);
-  return fromArray(await nativeChanges(activeFs, parentFs, ctx));
+  if (backend === 'overlay') return upperChanges(activeFs, await overlayXattrNamespace(), ctx, below);
+  return fromArray(await nativeChanges(activeFs, below[0], ctx));
 }

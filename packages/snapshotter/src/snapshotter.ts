@@ -594,11 +594,14 @@ export class Snapshotter {
     const write = (entries: AsyncIterable<LayerEntry>) => writeLayer(view.empty ? entries : withRecordedOwners(entries, view), dest);
     const dir = this.activeDir(key);
     const fs = join(dir, 'fs');
-    if (this.backend === 'overlay') return write(await changesAsync('overlay', fs, undefined, opts));
+    if (this.backend === 'overlay') {
+      const lowers = active.parent !== undefined ? (await this.chain(active.parent)).map((l) => join(this.committedDir(l.name), 'fs')) : [];
+      return write(await changesAsync('overlay', fs, lowers, opts));
+    }
     if (active.tree === undefined) {
       // An active snapshot prepared by an older version (full copy, no manifest): compare trees.
       const parentFs = active.parent !== undefined ? join(this.committedDir(active.parent), 'fs') : undefined;
-      return write(await changesAsync('native', fs, parentFs, opts));
+      return write(await changesAsync('native', fs, parentFs !== undefined ? [parentFs] : [], opts));
     }
     const base: Manifest = active.tree === 'empty' ? new Map() : await readManifest(join(dir, BASE_MANIFEST));
     const scan = await scanTree(fs, base, {

@@ -34,6 +34,14 @@ export function opaqueXattr(ns: OverlayXattrNamespace): string {
   return `${ns}.overlay.opaque`;
 }
 
+/**
+ * Set (possibly empty) on every upper object that is a copy-up of a lower one,
+ * so it tells a copied-up directory from one the step made.
+ */
+export function originXattr(ns: OverlayXattrNamespace): string {
+  return `${ns}.overlay.origin`;
+}
+
 /** xattrs overlayfs keeps for itself; never copied into layers. */
 export function isOverlayPrivateXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');

@@ -3,7 +3,7 @@
  * `unshare --user --mount --map-root-user --map-auto`: exercises the overlay
  * backend with `userxattr` and prints a JSON report on stdout.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer, Snapshotter } from '../src/index.js';
 import { describeTree, listLayer, makeTar, stream } from './fixtures.js';
@@ -44,6 +44,21 @@ async function main(): Promise<void> {
     const entries = (await listLayer(layer)).map((e) => e.path);
     await snap.commit('run', 'run');
 
+    // A step that makes and removes a mount stub in d/ and restores d's times (as
+    // runc.ts does), leaves bin/ alone after touching a file in it, and changes
+    // home/'s mode: only home/ (and bin/'s new file) is a change.
+    const s = await snap.prepare('stub', 'run');
+    const d = lstatSync(join(s, 'd'), { bigint: true });
+    writeFileSync(join(s, 'd/stub'), '');
+    rmSync(join(s, 'd/stub'));
+    utimesSync(join(s, 'd'), Number((d.atimeNs + 500n) / 1000n) / 1e6, Number((d.mtimeNs + 500n) / 1000n) / 1e6);
+    writeFileSync(join(s, 'bin/new'), 'b');
+    chmodSync(join(s, 'home'), 0o700);
+    const stubLayer = join(work, 'stub.tgz');
+    await snap.diff('stub', stubLayer);
+    const stubEntries = (await listLayer(stubLayer)).map((e) => e.path);
+    await snap.release(s);
+
     const v = await snap.view('run');
     const tree = describeTree(v);
     await snap.release(v);
@@ -54,6 +69,7 @@ async function main(): Promise<void> {
         baseDiffID: base.diffID,
         diffEmpty: diff.empty,
         entries,
+        stubEntries,
         tree,
       }),
     );

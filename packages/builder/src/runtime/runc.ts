@@ -42,8 +42,11 @@ function mountPoints(spec: ReturnType<typeof buildRuntimeSpec>): string[] {
  */
 export interface MountStubs {
   created: string[];
-  parents: Map<string, { atime: Date; mtime: Date; names: string[] }>;
+    /** Times in seconds, kept to the microsecond (a Date would drop all below the millisecond). */
+  parents: Map<string, { atime: number; mtime: number; names: string[] }>;
 }
+
+const seconds = (ns: bigint): number => Number((ns + 500n) / 1000n) / 1e6;
 
 export async function recordMountStubs(rootfs: string, destinations: string[]): Promise<MountStubs> {
   const stubs: MountStubs = { created: [], parents: new Map() };
@@ -56,8 +59,8 @@ export async function recordMountStubs(rootfs: string, destinations: string[]): 
       if (await lstat(join(rootfs, rel)).then(() => true, () => false)) continue;
       const parent = parts.slice(0, i).join('/');
       if (!stubs.parents.has(parent)) {
-        const st = await stat(join(rootfs, parent)).catch(() => undefined);
-        if (st?.isDirectory()) stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime, names: (await readdir(join(rootfs, parent))).sort() });
+        const st = await stat(join(rootfs, parent), { bigint: true }).catch(() => undefined);
+        if (st?.isDirectory()) stubs.parents.set(parent, { atime: seconds(st.atimeNs), mtime: seconds(st.mtimeNs), names: (await readdir(join(rootfs, parent))).sort() });
       }
       for (let j = i; j < parts.length; j++) {
         const stub = parts.slice(0, j + 1).join('/');
