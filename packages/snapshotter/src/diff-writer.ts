@@ -40,6 +40,8 @@ export interface LayerDigests {
   digest: string;
   size: number;
   empty: boolean;
+  /** Entries in the layer's tar: files, directories, links and whiteouts. */
+  entries: number;
 }
 
 /** One PAX record: "<len> <key>=<value>\n", where len counts the whole record. */
@@ -177,5 +179,6 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, dest: strin
     digest: `sha256:${digestHash.digest('hex')}`,
     size: compressedTap.bytes,
     empty: counter.n === 0,
+    entries: counter.n,
   };
 }

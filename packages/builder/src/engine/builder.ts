@@ -792,7 +792,7 @@ class Engine {
       st.layers.push(layerRef);
       st.config.rootfs.diff_ids.push(layer.diffID);
       addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
-      step.layer({ digest: layer.digest, size: layer.size });
+      step.layer({ digest: layer.digest, size: layer.size, files: layer.entries });
       return { snapshot: chain, layer: layerRef, created };
     } finally {
       if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);
