@@ -3,9 +3,10 @@
 // one a `FROM scratch` COPY gives, its cache key leaves the parent out (a
 // change above it keeps it cached, same blob), a symlinked destination in the
 // parent is not followed, and --chown takes numeric ids only.
+import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makeWorkDir, runImage, runStowage, testEnv, unpackOciTar, type UnpackedOci, type WorkDir } from '../lib/index.js';
+import { chownTree, makeWorkDir, run, runImage, runStowage, testEnv, unpackOciTar, type UnpackedOci, type WorkDir } from '../lib/index.js';
 
 const T = 300_000;
 
@@ -19,7 +20,7 @@ CMD ["cat", "/app/hello.txt"]
 
 const CONTEXT = { Dockerfile: DOCKERFILE, 'app/hello.txt': 'hello\n', 'app/sub/deep.txt': 'deep\n', 'plain.txt': 'plain\n', 'own.txt': 'own\n' };
 
-describe('COPY --link', () => {
+for (const backend of ['overlay', 'native'] as const) describe(`COPY --link (${backend} snapshots)`, () => {
   let work: WorkDir;
   let seq = 0;
   beforeAll(async () => {
@@ -35,7 +36,7 @@ describe('COPY --link', () => {
     const out = `${work.base}/out-${n}.tar`;
     const file = dockerfile !== undefined ? ['-f', `${work.base}/Dockerfile-${n}`] : [];
     if (dockerfile !== undefined) await writeFile(`${work.base}/Dockerfile-${n}`, dockerfile, { mode: 0o644 });
-    const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '--progress', 'plain', ...file, ...extra, '-o', out, '.'], { cwd: work.dir, timeoutMs: T });
+    const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '--progress', 'plain', '--snapshotter', backend, ...file, ...extra, '-o', out, '.'], { cwd: work.dir, timeoutMs: T });
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     const labels = new Map<string, string>();
     for (const m of r.stderr.matchAll(/^#(\d+) \[\S+ \d+\/\d+\] (.*)$/gm)) labels.set(m[1]!, m[2]!);
@@ -115,9 +116,45 @@ describe('COPY --link', () => {
     // busybox has a `nobody` in /etc/passwd, but a --link step does not read it (BuildKit fails too).
     const dockerfile = path.join(work.base, 'Dockerfile-names');
     await writeFile(dockerfile, 'FROM busybox\nRUN true\nCOPY --link --chown=nobody own.txt /x\n', { mode: 0o644 });
-    const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '-f', dockerfile, '-o', `${work.base}/names.tar`, '.'], { cwd: work.dir, timeoutMs: T });
+    const r = await runStowage(['build', '--root', work.root, '--snapshotter', backend, '--registry-mirror', `docker.io=${testEnv().registry}`, '-f', dockerfile, '-o', `${work.base}/names.tar`, '.'], { cwd: work.dir, timeoutMs: T });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/error: Dockerfile-names:3: COPY --link --chown=nobody: the user name nobody cannot be looked up.*numeric ids/);
     await expect(readFile(`${work.base}/names.tar`)).rejects.toThrow();
+  }, T);
+});
+
+// Without a subuid range only root exists on disk: the linked layer's owners
+// are recorded, written into its tar, and recorded again when it is stacked,
+// so a later step that touches the same directory keeps them.
+describe('COPY --link with a single-id mapping', () => {
+  const NOSUB = process.env.STOWAGE_TEST_NOSUB_USER || 'stowage-nosub';
+  let work: WorkDir;
+  let user: { uid: number; gid: number; home: string };
+  beforeAll(async () => {
+    const f = spawnSync('getent', ['passwd', NOSUB], { encoding: 'utf8' }).stdout.trim().split(':');
+    if (f.length < 7) throw new Error(`user ${NOSUB} does not exist: run scripts/setup`);
+    user = { uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+    work = await makeWorkDir({
+      Dockerfile: 'FROM busybox\nCOPY --link --chown=1000:1000 data/ /srv/data/\nCOPY note.txt /srv/data/note.txt\n',
+      'data/a.txt': 'a\n', 'note.txt': 'note\n',
+    });
+    await chownTree(work.base, user.uid, user.gid);
+  }, T);
+  afterAll(async () => {
+    await work?.rm();
+  }, T);
+
+  for (const backend of ['overlay', 'native'] as const) test(`${backend}: the owners are in the linked layer and survive stacking`, async () => {
+    const e = testEnv();
+    const r = await run(['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', 'env', '-i', `HOME=${user.home}`, `PATH=${path.dirname(e.nodePath)}:/usr/sbin:/usr/bin:/sbin:/bin`,
+      e.nodePath, e.cliPath, 'build', '--registry-mirror', `docker.io=${e.registry}`, '--snapshotter', backend, '--root', path.join(work.base, `root-${backend}`), '-o', `${work.base}/single-${backend}.tar`, '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stderr).toMatch(/single-id mapping/);
+    const img = await unpackOciTar(`${work.base}/single-${backend}.tar`, path.join(work.base, `layout-${backend}`));
+    const [linked, note] = img.layers.slice(-2).map((l) => l.entries.map((x) => `${x.path} ${x.uid}:${x.gid}`).sort());
+    expect(linked).toEqual(['srv 1000:1000', 'srv/data 1000:1000', 'srv/data/a.txt 1000:1000']);
+    // The plain COPY's layer carries /srv/data again (a file was added in it): with the owner the linked layer gave it.
+    expect(note).toContain('srv/data 1000:1000');
+    expect(note).toContain('srv/data/note.txt 0:0');
   }, T);
 });
