@@ -34,6 +34,7 @@ import { ImageStore, imageRecord } from './images.js';
 import { acquireLease } from './leases.js';
 import { lockSharedWork } from './shared-work.js';
 import { resolveUser } from './users.js';
+import { buildLinkedLayer, linkedChown, type LinkedLayer } from './link.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
 import { SecretStore, type SecretSource } from './secrets.js';
 
@@ -491,31 +492,7 @@ class Engine {
     const layers: LayerRef[] = [];
     for (const [i, desc] of image.manifest.layers.entries()) {
       const diffID = diffIds[i]!;
-      const chain = nextChainId(parent, diffID);
-      if (!(await this.ctx.snapshots.exists(chain))) {
-        // Another build on this root unpacking the same layer is waited for; then its snapshot is used.
-        const lock = await lockSharedWork(this.ctx.state.lockScope, `unpack ${chain}`, `unpacking layer ${desc.digest}`, (line) => step.log(line));
-        try {
-          if (!(await this.ctx.snapshots.exists(chain))) {
-            const { key, applied } = await this.unpackBaseLayer(parent, desc, downloads.get(desc.digest), feeds, step);
-            try {
-              if (applied.diffID !== diffID) {
-                throw new BuildError('E_DIGEST_MISMATCH', `${ref}: layer ${desc.digest} unpacks to ${applied.diffID}, but the image config says ${diffID}`);
-              }
-              // Single-id namespace: the owners the layer asked for live in snapshot metadata.
-              if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
-              await this.ctx.snapshots.commit(chain, key);
-              crashPoint('unpack:committed');
-            } catch (err) {
-              await this.ctx.snapshots.release(key).catch(() => undefined);
-              throw err;
-            }
-            step.log(`unpacked layer ${i + 1}/${image.manifest.layers.length} ${desc.digest}`);
-          }
-        } finally {
-          await lock?.release();
-        }
-      }
+      const chain = await this.stackLayer(parent, desc, diffID, step, ref, { download: downloads.get(desc.digest), feeds, position: `${i + 1}/${image.manifest.layers.length}` });
       parent = chain;
       layers.push({ descriptor: { mediaType: ociLayerMediaType(desc.mediaType), digest: desc.digest, size: desc.size }, diffID });
     }
@@ -523,6 +500,39 @@ class Engine {
     await Promise.all(downloads.values());
     step.done();
     return { snapshot: parent, layers, config: image.config, args: new Map(), changeReason: `base image ${ref} changed (now ${image.manifestDigest})` };
+  }
+
+  /**
+   * The snapshot of `parent` plus one layer, named by its chain ID and applied
+   * once per root: a layer of a pulled image (while it downloads, when it
+   * does) or a linked layer from the store. `what` names the layer's origin
+   * in errors.
+   */
+  private async stackLayer(parent: string | undefined, desc: Descriptor, diffID: string, step: ProgressStep, what: string, pull?: { download: Promise<void> | undefined; feeds: DownloadFeeds; position: string }): Promise<string> {
+    const chain = nextChainId(parent, diffID);
+    if (await this.ctx.snapshots.exists(chain)) return chain;
+    // Another build on this root unpacking the same layer is waited for; then its snapshot is used.
+    const lock = await lockSharedWork(this.ctx.state.lockScope, `unpack ${chain}`, `unpacking layer ${desc.digest}`, (line) => step.log(line));
+    try {
+      if (await this.ctx.snapshots.exists(chain)) return chain;
+      const { key, applied } = await this.unpackBaseLayer(parent, desc, pull?.download, pull?.feeds ?? new DownloadFeeds(), step);
+      try {
+        if (applied.diffID !== diffID) {
+          throw new BuildError('E_DIGEST_MISMATCH', `${what}: layer ${desc.digest} unpacks to ${applied.diffID}, but ${pull ? 'the image config says' : 'the build cache says'} ${diffID}`);
+        }
+        // Single-id namespace: the owners the layer asked for live in snapshot metadata.
+        if (applied.owners) await this.ctx.snapshots.recordOwners(key, applied.owners);
+        await this.ctx.snapshots.commit(chain, key);
+        crashPoint('unpack:committed');
+      } catch (err) {
+        await this.ctx.snapshots.release(key).catch(() => undefined);
+        throw err;
+      }
+      if (pull) step.log(`unpacked layer ${pull.position} ${desc.digest}`);
+      return chain;
+    } finally {
+      await lock?.release();
+    }
   }
 
   /**
@@ -684,32 +694,34 @@ class Engine {
    * `inputs` is everything besides the parent filesystem that the step's result
    * depends on; with it the step is looked up in the build cache first.
    */
-  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>, inputs?: Record<string, unknown>, hints: ChangeHints = {}): Promise<void> {
+  private filesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>, inputs?: Record<string, unknown>, hints: ChangeHints = {}, linked = false): Promise<void> {
     return this.ctx.steps.run(async () => {
       if (inputs === undefined) {
         await this.runFilesystemStep(st, createdBy, step, mutate);
         return;
       }
       const parent = st.snapshot ?? null;
-      const cacheKey = this.ctx.cache.key({ parent, platform: this.ctx.target, createdBy, inputs });
+      const cacheKey = this.ctx.cache.stepKey({ parent, platform: this.ctx.target, createdBy, inputs, linked });
       const identity: StepIdentity = { dockerfile: this.ctx.dockerfilePath, stage: st.label, position: st.position, platform: formatPlatform(this.ctx.target), createdBy };
-      const trace: StepTrace = { createdBy, parent, inputs };
+      // A linked step does not start from its parent: a new parent alone never explains its miss.
+      const trace: StepTrace = { createdBy, parent: linked ? null : parent, inputs };
       const bypass = this.ctx.cacheBypass(st.label);
-      if (bypass === undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) {
+      const reuse = () => (linked ? this.reuseLinked(cacheKey, st, createdBy, step) : this.reuseCached(cacheKey, st, createdBy, step));
+      if (bypass === undefined && (await reuse())) {
         await this.ctx.cache.saveTrace(identity, trace);
         return;
       }
       // Another build on this root running the same step is waited for; then its result is a cache hit.
       const lock = bypass === undefined ? await lockSharedWork(this.ctx.state.lockScope, `step ${cacheKey}`, `running ${clip(createdBy)}`, (line) => step.log(line)) : undefined;
       try {
-        if (lock !== undefined && (await this.reuseCached(cacheKey, st, createdBy, step))) {
+        if (lock !== undefined && (await reuse())) {
           await this.ctx.cache.saveTrace(identity, trace);
           return;
         }
         const reason = bypass ?? (await this.explainMiss(identity, trace, st, hints));
         step.cacheMiss(reason);
         st.changeReason = reason;
-        const record = await this.runFilesystemStep(st, createdBy, step, mutate);
+        const record = linked ? await this.runLinkedStep(st, createdBy, step, mutate) : await this.runFilesystemStep(st, createdBy, step, mutate);
         await this.ctx.cache.put(cacheKey, record);
         await this.ctx.cache.saveTrace(identity, trace);
       } finally {
@@ -767,6 +779,46 @@ class Engine {
     return true;
   }
 
+  /**
+   * A hit of a linked step needs only its layer blob: the layer is stacked on
+   * whatever parent the step has now (applied once per chain ID). The record
+   * then names the snapshot of this parent, which prune keeps with it.
+   */
+  private async reuseLinked(cacheKey: string, st: StageState, createdBy: string, step: ProgressStep): Promise<boolean> {
+    const hit = await this.ctx.cache.get(cacheKey);
+    if (!hit) return false;
+    if (hit.snapshot === null || !hit.layer) {
+      addHistory(st.config, { created: hit.created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+    } else {
+      if (!(await this.ctx.store.has(hit.layer.descriptor.digest))) return false;
+      const record = await this.stackLinked(st, hit.layer, hit.created, createdBy, step);
+      if (record.snapshot !== hit.snapshot) await this.ctx.cache.put(cacheKey, record);
+    }
+    step.cached();
+    return true;
+  }
+
+  /** A linked step that has to run: its layer is built on an empty tree (link.ts), then stacked. */
+  private async runLinkedStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<CacheRecord> {
+    const layer = await buildLinkedLayer(this.ctx, `link-${process.pid}-${++this.stepCounter}`, mutate);
+    const created = this.created();
+    if (!layer) {
+      addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
+      return { snapshot: null, created };
+    }
+    const record = await this.stackLinked(st, layer, created, createdBy, step);
+    step.layer({ digest: layer.descriptor.digest, size: layer.descriptor.size });
+    return record;
+  }
+
+  private async stackLinked(st: StageState, layer: LinkedLayer, created: string, createdBy: string, step: ProgressStep): Promise<CacheRecord> {
+    st.snapshot = await this.stackLayer(st.snapshot, layer.descriptor, layer.diffID, step, createdBy);
+    st.layers.push(layer);
+    st.config.rootfs.diff_ids.push(layer.diffID);
+    addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0' });
+    return { snapshot: st.snapshot, layer, created };
+  }
+
   private async runFilesystemStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<CacheRecord> {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
@@ -813,7 +865,6 @@ class Engine {
   /** COPY, and ADD of local files (where tar archives unpack), URLs and git repositories (add-remote.ts). */
   private async copy(cmd: Extract<Command, { kind: 'COPY' | 'ADD' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
     const name = cmd.kind;
-    if (cmd.link) step.log('note: --link is accepted; the layer is built the same way');
     const cfg = containerConfig(st.config);
     const env = this.expansionEnv(st);
     const heredocNames = new Set(cmd.heredocs.map((h) => h.name));
@@ -832,6 +883,8 @@ class Engine {
     }
     const exclude = cmd.exclude.map((e) => this.expand(e, st));
     const parents = cmd.parents === true;
+    // A --link step sees an empty tree: no /etc/passwd, so names are refused before anything runs.
+    const linkedOwner = cmd.link && cmd.chown !== undefined ? linkedChown(this.expand(cmd.chown, st), name) : undefined;
     const inlineMtime = this.ctx.epoch;
     // Remote sources are resolved before the cache lookup: their key is a digest or a commit.
     let added: AddSources | undefined;
@@ -870,11 +923,11 @@ class Engine {
     const contextPrefixes = localSources.map(sourcePrefix);
     try {
       await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources.map(redactUrl), ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
-        const chown = cmd.chown !== undefined
+        const chown = linkedOwner ?? (cmd.chown !== undefined && !cmd.link
           ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
             throw new InstructionError(`${name} --chown: ${err.message}`);
           })
-          : undefined;
+          : undefined);
         const owner = chown ?? { uid: 0, gid: 0 };
         // Single-id namespace: only root exists on disk, so owners are recorded for the layer instead.
         const recorded = new Map<string, { uid: number; gid: number }>();
@@ -916,7 +969,8 @@ class Engine {
         context: fromIdentity === undefined && localSources.length > 0 ? (await this.contextIndex()).digestFor(contextPrefixes) : undefined,
         // Remote sources by content digest, checksum or commit: never by URL credentials.
         remote: remote.length > 0 ? remote.map((r) => r.identity) : undefined,
-      }, { contextPrefixes, ...(fromReason !== undefined ? { from: fromReason } : {}) });
+        link: cmd.link ? true : undefined,
+      }, { contextPrefixes, ...(fromReason !== undefined ? { from: fromReason } : {}) }, cmd.link);
     } finally {
       await release?.();
       await added?.cleanup();

@@ -40,6 +40,16 @@ export class BuildCache {
     private readonly tmpDir?: string,
   ) {}
 
+  /**
+   * The key of a filesystem step. A linked step (COPY/ADD --link) is built on
+   * an empty tree and stacked on its parent afterwards, so the parent is not
+   * one of its inputs: after a change above it, it still hits.
+   */
+  stepKey(step: StepKeyParts): string {
+    const { parent, linked, ...rest } = step;
+    return this.key(linked === true ? { ...rest, linked: true } : { parent, ...rest });
+  }
+
   /** sha256 of the canonical JSON of `parts` (object keys sorted). */
   key(parts: unknown): string {
     return createHash('sha256').update(canonicalJson({ version: VERSION, parts })).digest('hex');
@@ -110,6 +120,17 @@ export class BuildCache {
     await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'text'), text, this.tmpDir);
     await writeAtomically(join(this.dir, 'steps'), traceName(identity, 'position'), text, this.tmpDir);
   }
+}
+
+/** What a filesystem step's result depends on. */
+export interface StepKeyParts {
+  /** The chain ID the step starts from; null on an empty scratch. */
+  parent: string | null;
+  platform: unknown;
+  createdBy: string;
+  inputs: Record<string, unknown>;
+  /** COPY/ADD --link: the parent is left out of the key. */
+  linked?: boolean;
 }
 
 /** Where a filesystem step sits in a build: enough to find its last run. */
