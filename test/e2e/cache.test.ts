@@ -148,3 +148,62 @@ describe('cache keys per source, and why a step missed', () => {
     expect(r.stderr).toMatch(/--no-cache-filter nope: no stage of that name/);
   }, T);
 });
+
+// Misses named by what changed besides context files and args: a COPY heredoc's
+// body, a RUN bind mount's files, and the base image behind an unchanged tag.
+describe('why a step missed: heredocs, bind mounts, the base image', () => {
+  let work: WorkDir;
+  const reg = () => testEnv().registry;
+  const base = `e2e/cache-base-${process.pid}-${Date.now()}`;
+  const dockerfile = (greeting: string) => `FROM ${reg()}/${base}:1
+COPY <<EOF /greeting
+${greeting}
+EOF
+RUN --mount=type=bind,source=m,target=/m cat /m/x > /y
+`;
+  /** Pushes a base image whose content is `marker`, under the same tag each time. */
+  const pushBase = async (marker: string) => {
+    const b = await makeWorkDir({ Dockerfile: `FROM ${reg()}/library/busybox\nRUN echo ${marker} > /marker\n` });
+    try {
+      const r = await runStowage(['build', '--root', work.root, '-t', `${reg()}/${base}:1`, '--push', '.'], { cwd: b.dir, timeoutMs: T });
+      expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+      return /pushed \S+@(sha256:[0-9a-f]{64})/.exec(r.stderr)![1]!;
+    } finally {
+      await b.rm();
+    }
+  };
+  beforeAll(async () => {
+    work = await makeWorkDir({ Dockerfile: dockerfile('hello'), 'm/x': 'x1\n' });
+    await pushBase('one');
+  }, T);
+  afterAll(async () => {
+    await work?.rm();
+  }, T);
+
+  const reasons = async () => {
+    const r = await runStowage(['build', '--root', work.root, '--progress', 'plain', '-o', `${work.base}/out.tar`, '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    return [...r.stderr.matchAll(/^#\d+ (CACHED|cache miss: (.*))$/gm)].map((m) => m[2] ?? 'CACHED');
+  };
+
+  test('cold, then warm', async () => {
+    expect(await reasons()).toEqual(['no earlier build of this step on this --root', 'no earlier build of this step on this --root']);
+    expect(await reasons()).toEqual(['CACHED', 'CACHED']);
+  }, T);
+
+  test('a COPY heredoc body changed: named, and the step after it follows', async () => {
+    await writeFile(work.path('Dockerfile'), dockerfile('hello again'));
+    expect(await reasons()).toEqual(['heredoc <<EOF changed', 'heredoc <<EOF changed']);
+  }, T);
+
+  test('a file under a RUN bind mount changed: the mount and the file are named', async () => {
+    await writeFile(work.path('m/x'), 'x2\n');
+    expect(await reasons()).toEqual(['CACHED', 'mount /m changed: m/x changed']);
+  }, T);
+
+  test('the base image changed behind the same tag: named with its new digest', async () => {
+    const digest = await pushBase('two');
+    const reason = `base image ${reg()}/${base}:1 changed (now ${digest})`;
+    expect(await reasons()).toEqual([reason, reason]);
+  }, T);
+});

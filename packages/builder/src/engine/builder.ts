@@ -15,7 +15,7 @@ import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, CopyError } from './copy.js';
-import { BuildCache, changedInputs, type CacheRecord, type StepIdentity, type StepTrace } from './cache.js';
+import { BuildCache, canonicalJson, changedInputs, type CacheRecord, type StepIdentity, type StepTrace } from './cache.js';
 import { indexContext, sourcePrefix, type ContextIndex } from './context-index.js';
 import { parseChmod, ChmodError } from './chmod.js';
 import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dockerignore.js';
@@ -112,9 +112,20 @@ interface ChangeHints {
   contextPrefixes?: string[];
   /** Why a `--from` stage's result changed. */
   from?: string;
+  /** RUN bind mounts from the context: target → source path, to name the files that changed. */
+  contextBinds?: Map<string, string>;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+/** The COPY/ADD heredocs whose body changed, by name (`heredoc <<EOF changed`). */
+function changedHeredocs(before: unknown, after: unknown): string[] {
+  const bodies = (list: unknown) => new Map((Array.isArray(list) ? list : []).map((h) => [String((h as { name?: unknown }).name), canonicalJson(h)] as const));
+  const a = bodies(before);
+  const b = bodies(after);
+  const names = [...new Set([...a.keys(), ...b.keys()])].filter((n) => a.get(n) !== b.get(n));
+  return names.length > 0 ? names.map((n) => `heredoc <<${n} changed`) : ['heredocs changed'];
+}
 
 /** Docker-schema layer media types become their byte-identical OCI names on export. */
 function ociLayerMediaType(mediaType: string): string {
@@ -754,11 +765,34 @@ class Engine {
         reasons.push(described ?? 'build context files changed');
       } else if (input === 'from') {
         reasons.push(hints.from ?? 'the --from source changed');
+      } else if (input === 'inline') {
+        reasons.push(...changedHeredocs(before.inputs.inline, trace.inputs.inline));
+      } else if (input === 'mounts') {
+        reasons.push(...(await this.changedMounts(before.inputs.mounts, trace.inputs.mounts, hints)));
       } else {
         reasons.push(`${input} changed`);
       }
     }
     return reasons.join('; ');
+  }
+
+  /** Each RUN --mount whose key changed, by target; a context bind names the files that changed under it. */
+  private async changedMounts(before: unknown, after: unknown, hints: ChangeHints): Promise<string[]> {
+    const byTarget = (list: unknown) => new Map((Array.isArray(list) ? list : []).map((m) => [String((m as { target?: unknown }).target ?? ''), canonicalJson(m)] as const));
+    const a = byTarget(before);
+    const b = byTarget(after);
+    const out: string[] = [];
+    for (const target of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+      if (a.get(target) === b.get(target)) continue;
+      if (!a.has(target) || !b.has(target)) {
+        out.push(`mount ${target} ${a.has(target) ? 'removed' : 'added'}`);
+        continue;
+      }
+      const source = hints.contextBinds?.get(target);
+      const files = source !== undefined ? (await this.contextIndex()).describeChange([sourcePrefix(source)]) : undefined;
+      out.push(`mount ${target} changed${files !== undefined ? `: ${files}` : ''}`);
+    }
+    return out.length > 0 ? out : ['mounts changed'];
   }
 
   /** A cache hit: the step's snapshot and layer, when both still exist on this root. */
@@ -1012,7 +1046,7 @@ class Engine {
       scripts: await Promise.all(scripts.map(async (m) => (m.source ? readFile(m.source, 'utf8') : ''))),
       ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
       mounts: mounts.keyInputs.length > 0 ? mounts.keyInputs : undefined,
-    }).finally(() => mounts.release());
+    }, { contextBinds: mounts.contextBinds }).finally(() => mounts.release());
   }
 
   /**

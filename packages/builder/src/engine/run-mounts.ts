@@ -60,6 +60,8 @@ export interface ActiveMounts {
 export interface PreparedMounts {
   /** What the cache key takes from the mounts: types, targets, options, source digests; never a secret value. */
   keyInputs: unknown[];
+  /** Bind mounts from the build context: target → source path in the context, to name changed files. */
+  contextBinds: Map<string, string>;
   /** Sets the mounts up for the step (cache locks, secret files, views); `release` after the run. */
   activate(log: (line: string) => void): Promise<ActiveMounts>;
   /** Drops what `prepare` staged (context copies). */
@@ -172,6 +174,7 @@ export class RunMounts {
     }
     return {
       keyInputs: planned.map(keyInput),
+      contextBinds: new Map(planned.flatMap((p) => (p.spec.type === 'bind' && 'context' in p && p.context ? [[p.spec.target, p.spec.source] as const] : []))),
       activate: (log) => this.activate(planned, log),
       release,
     };
