@@ -59,12 +59,41 @@ describe('--progress', () => {
     expect(pulled.at(-1)!.current).toBe(pulled.at(-1)!.total);
     const exported = events.filter((e) => e.type === 'step.bytes' && e.step === starts[4]!.step);
     expect(exported.at(-1)).toMatchObject({ id: out, current: expect.any(Number), total: exported.at(-1)!.current });
+    // Cold root: every filesystem step misses, saying why; a layer reports its entries.
+    expect(events.filter((e) => e.type === 'step.cache').map((e) => [e.step, e.hit, e.reason])).toEqual(
+      [1, 2, 3].map((i) => [starts[i]!.step, false, 'no earlier build of this step on this --root']),
+    );
+    // COPY adds one file; `echo one` changes nothing (no layer: its mount stubs leave no trace); `echo two` adds /two.
+    expect(events.filter((e) => e.type === 'step.layer').map((e) => [e.step, e.files])).toEqual([
+      [starts[1]!.step, 1],
+      [starts[3]!.step, 1],
+    ]);
+    for (const e of events.filter((e) => e.type === 'step.layer')) expect(e).toMatchObject({ digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), size: expect.any(Number) });
     const summary = events.at(-1)!;
     expect(summary.type).toBe('summary');
     expect(events.filter((e) => e.type === 'summary')).toHaveLength(1);
     const inspected = await skopeoInspect(out);
     expect(summary.digest).toBe(inspected.Digest);
     expect(summary.size).toBeGreaterThan(1000);
+  }, T);
+
+  test('rawjson: cache hits, and a miss with the file that changed', async () => {
+    const cacheEvents = async (): Promise<Event[]> => {
+      const r = await runStowage(args('--progress', 'rawjson', '-o', path.join(work.base, 'again.tar')), { cwd: work.dir, timeoutMs: T });
+      expect(r.code).toBe(0);
+      return r.stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as Event).filter((e) => e.type === 'step.cache' || e.type === 'step.layer');
+    };
+    // Built once by the test above (or now, when run alone).
+    await cacheEvents();
+    expect((await cacheEvents()).map((e) => [e.type, e.hit])).toEqual([['step.cache', true], ['step.cache', true], ['step.cache', true]]);
+    await runAsUser(['sh', '-c', `echo changed > ${path.join(work.dir, 'a.txt')}`]);
+    const changed = await cacheEvents();
+    expect(changed.filter((e) => e.type === 'step.cache').map((e) => [e.hit, e.reason])).toEqual([
+      [false, 'a.txt changed'],
+      [false, 'a.txt changed'],
+      [false, 'a.txt changed'],
+    ]);
+    expect(changed.find((e) => e.type === 'step.layer')).toMatchObject({ files: 1 });
   }, T);
 
   test('rawjson: a failing build ends with an error event carrying code and line', async () => {

@@ -62,6 +62,25 @@ describe('push to a registry', () => {
     expect(remote.Layers).toEqual(image.manifest.layers.map((l) => l.digest));
   }, T);
 
+  test('--push with two -t names: both tags point at the one manifest; the second name reuses the first\'s blobs', async () => {
+    const a = `e2e/pushed-a-${process.pid}-${Date.now()}`;
+    const b = `e2e/pushed-b-${process.pid}-${Date.now()}`;
+    const r = await runStowage(['build', '--root', work.root, '-t', `${reg}/${a}:one`, '-t', `${reg}/${b}:two`, '--push', '-o', 'type=oci,dest=two.tar', '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    const image = await unpackOciTar(work.path('two.tar'), path.join(work.base, 'two-layout'));
+    const first = await skopeoInspectRegistry(`${a}:one`);
+    const second = await skopeoInspectRegistry(`${b}:two`);
+    expect(first.Digest).toBe(image.manifestDescriptor.digest);
+    expect(second.Digest).toBe(first.Digest);
+    expect(second.Layers).toEqual(first.Layers);
+    expect(r.stderr).toContain(`pushed ${reg}/${a}:one@${first.Digest}`);
+    expect(r.stderr).toContain(`pushed ${reg}/${b}:two@${first.Digest}`);
+    // The second repository gets every blob by cross-repository mount from the first, never by a second upload.
+    const secondPush = r.stderr.slice(r.stderr.indexOf(`pushed ${reg}/${a}:one@`));
+    const actions = blobActions(secondPush);
+    for (const d of [image.manifest.config.digest, ...image.manifest.layers.map((l) => l.digest)]) expect([d, actions.get(d)]).toEqual([d, 'mounted']);
+  }, T);
+
   test('another repository on the same registry: the base layer is mounted (or there), not uploaded; --metadata-file names it', async () => {
     const r = await runStowage(
       ['build', '--root', work.root, '-t', 'demo:1', '-o', `type=registry,name=${reg}/${other}:v1`, '--metadata-file', 'meta.json', '.'],

@@ -59,7 +59,8 @@ export function pushError(fullName: string, err: unknown): BuildError {
 /**
  * Pushes the built image to each name in turn (blobs the registry has are
  * skipped; base layers are mounted from the base image's repository when it
- * is on the same registry; then the manifest is PUT under the tag). Stops at
+ * is on the same registry, and every blob from a name pushed before it; then
+ * the manifest is PUT under the tag). Stops at
  * the first failure, as a BuildError `push <ref>: …`.
  */
 export async function pushOutputs(opts: PushOutputsOptions): Promise<PushedImage[]> {
@@ -91,6 +92,8 @@ export async function pushOutputs(opts: PushOutputsOptions): Promise<PushedImage
       step.log(`pushed ${fullName}@${result.digest} (blobs: ${counts.uploaded} uploaded, ${counts.mounted} mounted, ${counts.exists} existing)`);
       step.done();
       pushed.push({ name, fullName, digest: result.digest });
+      // The next name on this registry mounts every blob from this one: tried first, it has them all.
+      bases.unshift(fullName);
     } catch (err) {
       const e = pushError(fullName, err);
       step.fail(e.message);
