@@ -1,7 +1,8 @@
 // Crash safety: a build SIGKILLed at any of 20 points (STOWAGE_CRASH_AT, the
 // test hook in each package's crash-point.ts) exits non-zero without hanging,
 // and the next build on the same --root succeeds with the image an undisturbed
-// build gives, byte for byte. Afterwards the root holds nothing of the dead
+// build gives, byte for byte. Before that rebuild, every point asserts what the
+// kill left (so its cleanup is really exercised). Afterwards the root holds nothing of the dead
 // build (scratch, active snapshots, partial downloads, staging, containers,
 // mounts), every blob has the bytes its name says, and the output directory
 // holds only complete outputs.
