@@ -36,4 +36,4 @@ export {
   type TokenRequestRecord,
 } from './auth-registry.js';
 export { startScratchRegistry, copyImage, type ScratchRegistry } from './registry.js';
-export { leftovers, corruptBlobs, processesUnder, mountsUnder } from './root-state.js';
+export { leftovers, corruptBlobs, processesUnder, mountsUnder, pidGone, deadScratch, deadLeases, deadActiveSnapshots } from './root-state.js';

@@ -49,11 +49,42 @@ export async function mountsUnder(root: string): Promise<string[]> {
   return [...found];
 }
 
+/** True when no process has this pid (a dead build's pid, unless reused since). */
+export function pidGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** `tmp/build-<pid>-*` scratch directories whose build is gone. */
+export async function deadScratch(root: string): Promise<string[]> {
+  return (await list(path.join(root, 'tmp'))).filter((n) => pidGone(Number(/^build-(\d+)-/.exec(n)?.[1] ?? NaN)));
+}
+
+/** `leases/<pid>` files whose build or pull is gone. */
+export async function deadLeases(root: string): Promise<string[]> {
+  return (await list(path.join(root, 'leases'))).filter((n) => /^\d+$/.test(n) && pidGone(Number(n)));
+}
+
+/** Active snapshots (`snapshots/active/<id>`) whose owner (the pid in their meta.json) is gone, with what they hold. */
+export async function deadActiveSnapshots(root: string): Promise<Array<{ id: string; entries: string[] }>> {
+  const dir = path.join(root, 'snapshots', 'active');
+  const out: Array<{ id: string; entries: string[] }> = [];
+  for (const id of await list(dir)) {
+    const meta = JSON.parse(await readFile(path.join(dir, id, 'meta.json'), 'utf8').catch(() => '{}')) as { pid?: number };
+    if (typeof meta.pid === 'number' && pidGone(meta.pid)) out.push({ id, entries: (await list(path.join(dir, id))).sort() });
+  }
+  return out;
+}
+
 /**
  * Everything a finished build must not leave on `root`, as readable lines
  * (empty when clean): scratch directories, active snapshots, views, snapshot
- * staging, partial downloads, temp files of the build cache, blobs with
- * wrong bytes, running containers, mounts.
+ * staging, partial downloads, temp files of the build cache, leases of dead
+ * builds, blobs with wrong bytes, running containers, mounts.
  */
 export async function leftovers(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -63,6 +94,7 @@ export async function leftovers(root: string): Promise<string[]> {
   for (const sub of ['cache', 'cache/steps', 'cache/contexts']) {
     for (const name of await list(path.join(root, sub))) if (name.startsWith('.')) out.push(`${sub}/${name}`);
   }
+  for (const name of await deadLeases(root)) out.push(`leases/${name} (dead)`);
   for (const b of await corruptBlobs(root)) out.push(`corrupt blob ${b}`);
   for (const p of await processesUnder(root)) out.push(`process ${p}`);
   for (const m of await mountsUnder(root)) out.push(`mount ${m}`);

@@ -239,6 +239,19 @@ export class ContentStore {
     return { count, bytes };
   }
 
+  /**
+   * Removes this process's own partial files: for an interrupted build
+   * (SIGINT/SIGTERM), which exits right after and whose downloads will never
+   * finish. A write still under way fails on its renamed-away file; nothing
+   * reaches blobs/.
+   */
+  async discardOwnIngest(): Promise<void> {
+    const dir = join(this.root, 'ingest');
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (Number(INGEST_NAME.exec(name)?.[1]) === process.pid) await rm(join(dir, name), { recursive: true, force: true });
+    }
+  }
+
   /** Every blob in the store with its size, for garbage collection. Files that are not digests are skipped. */
   async list(): Promise<Array<{ digest: string; size: number }>> {
     const out: Array<{ digest: string; size: number }> = [];

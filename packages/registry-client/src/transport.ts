@@ -185,12 +185,29 @@ export interface RequestOptions {
   attempts?: number;
 }
 
+type ErrorLike = Error & { code?: string; cause?: unknown };
+
+/** Duck-typed: undici's errors may come from another realm (a vm context), where `instanceof Error` fails. */
+function isErrorLike(e: unknown): e is ErrorLike {
+  return typeof e === 'object' && e !== null && typeof (e as Error).message === 'string';
+}
+
+/** What a broken-off body means, by the cause's code, for undici's bare "terminated". */
+const BROKEN_OFF: Record<string, string> = {
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_SOCKET: 'connection closed by the server',
+};
+
 function errorText(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = (err as Error & { cause?: unknown }).cause;
-  const code = cause instanceof Error ? ((cause as Error & { code?: string }).code ?? cause.message) : undefined;
+  if (!isErrorLike(err)) return String(err);
+  const cause = err.cause;
+  const code = isErrorLike(cause) ? (cause.code ?? cause.message) : undefined;
   // undici says only "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND, …) is in the cause.
   if (err.message === 'fetch failed' && code !== undefined) return code;
+  // …and "terminated" when a body breaks off: name the fault (a reset, a close) so the error does.
+  if (err.message === 'terminated' && code !== undefined) return `${BROKEN_OFF[code] ?? 'body broken off'} (${code})`;
   return code !== undefined && code !== err.message ? `${err.message} (${code})` : err.message;
 }
 

@@ -127,6 +127,19 @@ test('cleanupIngest removes the partial files of dead processes at once, never a
   expect(left).toEqual([mine, freshUnnamed].map((p) => p.slice(ingestDir().length + 1)).sort());
 });
 
+test('discardOwnIngest() (an interrupted build) removes this process\'s partial downloads only', async () => {
+  const data = Buffer.from('interrupted download '.repeat(50));
+  const w = await store.begin({ digest: sha256Digest(data), size: data.byteLength });
+  await w.write(data.subarray(0, 100));
+  // Another live process's download (the parent's pid) is not ours to drop.
+  const other = join(ingestDir(), `in-${process.ppid}-1-abcdef`);
+  await writeFile(other, 'partial');
+  await store.discardOwnIngest();
+  expect(await readdir(ingestDir())).toEqual([other.slice(ingestDir().length + 1)]);
+  await w.abort();
+  await rm(other);
+});
+
 test('lock(): one holder per digest across the store; the next one gets it on release', async () => {
   const digest = sha256Digest('x');
   const first = await store.lock(digest, { what: 'downloading x' });

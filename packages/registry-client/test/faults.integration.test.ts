@@ -321,13 +321,18 @@ describe('blob bodies', () => {
     expect(blobGets(p, fx.layer.digest)).toHaveLength(3);
   });
 
-  it('resets on every attempt: E_REGISTRY_UNAVAILABLE naming the reference, partial download removed', async () => {
+  it('resets on every attempt: E_REGISTRY_UNAVAILABLE naming the reference and the reset, partial download removed', async () => {
     const p = await faulty((url) => (url.endsWith(blobPath(fx.layer.digest)) ? { kind: 'reset', after: 1000 } : undefined));
     const { c, store } = await client({ retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 } });
     const err = await rejection(c.pull(busybox(p)));
     expect(err).toBeInstanceOf(RegistryUnavailableError);
+    expect(err.code).toBe('E_REGISTRY_UNAVAILABLE');
     expect(err.message).toContain(busybox(p));
     expect(err.message).toContain(fx.layer.digest);
+    // The fault itself, not just "unavailable": the connection was reset, and retrying did not help.
+    expect(err.message).toMatch(/connection reset|ECONNRESET/);
+    expect(err.message).toMatch(/gave up after 3 attempts/);
+    expect(blobGets(p, fx.layer.digest)).toHaveLength(3);
     expect(await store.has(fx.layer.digest)).toBe(false);
   });
 });
@@ -423,16 +428,25 @@ describe('manifests', () => {
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect(err.message).toContain(ref);
     expect(err.message).toContain(`expected ${fx.manifestDigest}`);
-    // Through the index too: the platform manifest is fetched by digest.
+    expect(err.message).toContain(sha256Digest(altered()));
+    // Through the index too: the platform manifest is fetched by digest. The message names the
+    // reference pulled, the digest the index gave and the digest of the bytes received.
     const viaTag = await rejection(c.pull(busybox(p)));
     expect(viaTag).toBeInstanceOf(DigestMismatchError);
+    expect(viaTag.code).toBe('E_DIGEST_MISMATCH');
+    expect(viaTag.message).toContain(busybox(p));
+    expect(viaTag.message).toContain(`expected ${fx.manifestDigest}`);
+    expect(viaTag.message).toContain(sha256Digest(altered()));
   });
 
-  it('an oversized manifest (over 4 MiB), declared or streamed: E_MANIFEST_INVALID', async () => {
-    const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
-    for (const chunked of [false, true]) {
+  it('an oversized manifest (over 4 MiB), declared or streamed: E_MANIFEST_INVALID, and reading stops at the limit', async () => {
+    const limit = 4 * 1024 * 1024;
+    const chunk = 64 * 1024;
+    // 64 MiB offered: a client that read on past the limit would take far more than it.
+    const size = 64 * 1024 * 1024;
+    for (const declare of [true, false]) {
       const p = await faulty((url) =>
-        url.endsWith('/manifests/latest') ? { kind: 'replace', body: big, chunked, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } } : undefined,
+        url.endsWith('/manifests/latest') ? { kind: 'flood', size, chunk, declare, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } } : undefined,
       );
       const { c } = await client();
       const err = await rejection(c.pull(busybox(p)));
@@ -440,6 +454,21 @@ describe('manifests', () => {
       expect(err.code).toBe('E_MANIFEST_INVALID');
       expect(err.message).toContain(busybox(p));
       expect(err.message).toMatch(/exceeds the 4194304-byte limit/);
+      // Not retried: one GET.
+      const gets = p.seen.filter((r) => r.method === 'GET' && r.url.endsWith('/manifests/latest'));
+      expect(gets).toHaveLength(1);
+      // Let the proxy notice the closed connection (it stops writing then).
+      await new Promise((r) => setTimeout(r, 50));
+      const sent = gets[0]!.sent;
+      // Declared: refused from Content-Length alone, before reading the body.
+      if (declare) expect(sent).toBeLessThanOrEqual(chunk);
+      else {
+        // Streamed: the client read up to the chunk crossing the limit and hung up; the proxy counts a
+        // write as sent once the kernel took it, so one more chunk may have been on its way (measured:
+        // exactly limit + 2 chunks, whatever the pace). Reading on would have taken up to 64 MiB.
+        expect(sent).toBeGreaterThan(limit);
+        expect(sent).toBeLessThanOrEqual(limit + 2 * chunk);
+      }
       await p.close();
     }
   });

@@ -625,6 +625,22 @@ export class Snapshotter {
     return digests;
   }
 
+  /**
+   * Releases every active snapshot this instance prepared, as the next
+   * start would once this process is gone: for an interrupted build, which
+   * exits right after. A writer may still be filling one (a layer being
+   * applied): rm retries while it races with it.
+   */
+  async discardActive(): Promise<void> {
+    for (const key of new Set(this.activePaths.values())) {
+      await this.release(key).catch(async () => {
+        await this.unmountActive(key).catch(() => undefined);
+        await rm(this.activeDir(key), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+        this.forgetActive(key);
+      });
+    }
+  }
+
   async close(): Promise<void> {
     const errors: unknown[] = [];
     for (const [p, v] of [...this.views]) {

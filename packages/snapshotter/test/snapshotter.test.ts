@@ -177,6 +177,22 @@ describe.each<SnapshotterBackend>(['overlay', 'native'])('Snapshotter (%s)', (ba
     await expect(snap.remove('rm-parent')).rejects.toMatchObject({ code: 'E_SNAPSHOT_NOT_FOUND' });
   });
 
+  test('discardActive() (an interrupted build) releases every active snapshot it prepared, mounted ones too; committed ones stay', async () => {
+    const root = join(dir, 'snapshots');
+    await snap.prepare('da-base');
+    await snap.commit('da-parent', 'da-base');
+    const before = readdirSync(join(root, 'active')).length;
+    const child = await snap.prepare('da-child', 'da-parent');
+    writeFileSync(join(child, 'f'), 'x');
+    await snap.prepare('da-unpack');
+    expect(readdirSync(join(root, 'active')).length).toBe(before + 2);
+    await snap.discardActive();
+    expect(readdirSync(join(root, 'active')).length).toBe(before);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8').includes(join(root, 'active'))).toBe(false);
+    expect(await snap.exists('da-parent')).toBe(true);
+    await snap.remove('da-parent');
+  });
+
   test('open() removes leftovers of dead processes but not live ones', async () => {
     const root = join(dir, 'snapshots');
     const dead = join(root, 'active', 'deadbeef');

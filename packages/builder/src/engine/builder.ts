@@ -215,10 +215,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     await releaseLease();
   };
   // Interrupted (SIGINT/SIGTERM): after the running container is killed, release mounts and scratch space too.
+  // Everything this build holds goes, as the next start would remove it after a crash: active
+  // snapshots (also one a pull is unpacking into), partial downloads, the lease.
   const removeInterruptHook = onInterrupt(async () => {
     await runMounts.close().catch(() => undefined);
+    await snapshots.discardActive().catch(() => undefined);
     await snapshots.close().catch(() => undefined);
-    await rm(state.buildTmp, { recursive: true, force: true });
+    await store.discardOwnIngest().catch(() => undefined);
+    await rm(state.buildTmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    await releaseLease();
   });
   progress.note(`stowage: snapshotter ${snapshots.backend}, state ${state.root}`);
 

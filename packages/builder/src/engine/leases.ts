@@ -90,7 +90,22 @@ export async function acquireLease(root: string, onWait?: (prunePid: number) => 
     told = true;
     while ((await livePruneHolder(root)) !== undefined) await sleep(POLL_MS);
   }
+  await sweepDeadLeases(dir);
   return () => rm(file, { force: true });
+}
+
+/**
+ * Removes the leases of builds and pulls that were killed (SIGKILL cannot
+ * give a lease back), so a crash leaves nothing behind once the root is used
+ * again. Only a pid no process has at all is swept: a reused pid could be a
+ * new build writing its lease under that name right now. Prune's
+ * liveLeases() still tells those apart by start time.
+ */
+async function sweepDeadLeases(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    if ((await processStartTime(Number(name))) === undefined) await rm(join(dir, name), { force: true });
+  }
 }
 
 /**

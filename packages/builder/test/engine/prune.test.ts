@@ -191,6 +191,21 @@ describe('leases and the prune lock', () => {
     await r();
   }, T);
 
+  test('taking a lease removes those of killed builds, and keeps a live one and a reused pid\'s', async () => {
+    await mkdir(join(root, LEASES_DIR), { recursive: true });
+    const dead = await deadPid();
+    const s = sleeper(30);
+    await writeFile(join(root, LEASES_DIR, String(dead)), `${dead} 1\n`);
+    await writeFile(join(root, LEASES_DIR, String(s.child.pid)), `${s.child.pid} ${await processStartTime(s.child.pid!)}\n`);
+    // Reused pid (other start time): may be a new build about to write its lease under that name.
+    await writeFile(join(root, LEASES_DIR, String(process.ppid)), `${process.ppid} 1\n`);
+    const release = await acquireLease(root);
+    expect((await readdir(join(root, LEASES_DIR))).sort()).toEqual([String(process.pid), String(process.ppid), String(s.child.pid)].sort());
+    await release();
+    s.child.kill();
+    await s.done;
+  }, T);
+
   test('while this process holds a lease, a prune in another process waits for it', async () => {
     const release = await acquireLease(root);
     const script = `import('${join(process.cwd(), 'packages/builder/dist/src/engine/leases.js')}').then(async (m) => { const t = Date.now(); const r = await m.acquirePruneLock(process.argv[1], (p) => console.log('waiting', p.join(','))); console.log('got', Date.now() - t); await r(); })`;

@@ -31,7 +31,14 @@ export type Fault =
   /** Answer with this body and headers (status 200); `chunked` sends no Content-Length. */
   | { kind: 'replace'; body: Buffer | string; headers: Record<string, string>; chunked?: boolean }
   /** Forward without the Range header: the registry answers 200 with the whole body. */
-  | { kind: 'ignore-range' };
+  | { kind: 'ignore-range' }
+  /**
+   * Answer 200 with `size` filler bytes (generated, never held whole), `chunk` bytes per write and
+   * one write per event-loop turn after a 1 ms pause, so a client in this process has read one chunk
+   * before the next is sent; stops as soon as the client goes away. `declare` sends Content-Length.
+   * With the client in this process, `sent` is then what it read, give or take the chunk in flight.
+   */
+  | { kind: 'flood'; size: number; chunk: number; declare: boolean; headers: Record<string, string> };
 
 export interface SeenRequest {
   method: string;
@@ -116,6 +123,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         entry.sent = body.byteLength;
         return;
       }
+      case 'flood':
+        await flood(res, fault, entry);
+        return;
       case 'stall':
         if (fault.after < 0) {
           holdOpen(res, false);
@@ -213,6 +223,29 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         server.close(() => resolve());
       }),
   };
+}
+
+async function flood(res: ServerResponse, fault: Extract<Fault, { kind: 'flood' }>, entry: SeenRequest): Promise<void> {
+  res.writeHead(200, fault.declare ? { ...fault.headers, 'content-length': String(fault.size) } : fault.headers);
+  res.flushHeaders();
+  let gone = false;
+  const closed = new Promise<void>((resolve) =>
+    res.on('close', () => {
+      gone = true;
+      resolve();
+    }),
+  );
+  const filler = Buffer.alloc(fault.chunk, 0x20);
+  for (let pos = 0; pos < fault.size; pos += fault.chunk) {
+    await new Promise((r) => setTimeout(r, 1));
+    // Past the poll phase: a close the client made while reading the last chunk is seen now.
+    await new Promise((r) => setImmediate(r));
+    if (gone || res.destroyed) return;
+    // A write to a socket the client just closed may never call back: the close ends the wait too.
+    const ok = await Promise.race([write(res, filler.subarray(0, Math.min(fault.chunk, fault.size - pos)), entry).then(() => true, () => false), closed.then(() => false)]);
+    if (!ok) return;
+  }
+  res.end();
 }
 
 /** Writes with backpressure. */
