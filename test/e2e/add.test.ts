@@ -1,5 +1,5 @@
 // ADD of local files: tar archives (recognised by content, any compression
-// Docker supports) unpack into the destination; anything else is copied.
+// Docker supports: gzip, bzip2, xz) unpack into the destination; anything else is copied.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ ADD misnamed.txt /plain-tar/
 ADD --chown=1000:1000 app.tar.gz /owned
 ADD notes.txt.gz /notes/
 ADD notes.txt /copied.txt
+ADD app.tar.bz2 /bz/
+ADD app.tar.xz /xz/
 `;
 
 /** A tar holding app/bin/run (0755, owned 33:33 in the archive) and app/README. */
@@ -44,6 +46,9 @@ describe('ADD of local files', () => {
       'misnamed.txt': tar,
       'notes.txt.gz': gzipSync(Buffer.from('just text, not a tar\n')),
       'notes.txt': 'notes\n',
+      // Compressed by the Debian tools a user would use (bzip2, xz-utils), not by us.
+      'app.tar.bz2': execFileSync('bzip2', ['-c'], { input: tar }),
+      'app.tar.xz': execFileSync('xz', ['-c'], { input: tar }),
     });
   }, T);
   afterAll(async () => {
@@ -54,8 +59,8 @@ describe('ADD of local files', () => {
     const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '-o', 'add.tar', '.'], { cwd: work.dir, timeoutMs: T });
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     const img = await unpackOciTar(work.path('add.tar'), path.join(work.base, 'layout'));
-    const layers = img.layers.slice(-5).map((l) => new Map(l.entries.map((e) => [e.path, e])));
-    const [gz, plain, owned, notGz, copied] = layers as [typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0]];
+    const layers = img.layers.slice(-7).map((l) => new Map(l.entries.map((e) => [e.path, e])));
+    const [gz, plain, owned, notGz, copied, bz, xz] = layers as [typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0], typeof layers[0]];
     expect(gz.get('opt/app/bin/run')).toMatchObject({ type: 'File', uid: 33, gid: 33, mode: 0o755 });
     expect(gz.get('opt/app/README')).toMatchObject({ uid: 33, gid: 33 });
     expect(plain.get('plain-tar/app/README')).toMatchObject({ type: 'File' });
@@ -64,6 +69,10 @@ describe('ADD of local files', () => {
     // A gzip of plain text is not an archive: copied as the file it is.
     expect(notGz.get('notes/notes.txt.gz')).toMatchObject({ type: 'File' });
     expect(copied.get('copied.txt')).toMatchObject({ type: 'File', uid: 0, gid: 0 });
+    for (const [layer, dir] of [[bz, 'bz'], [xz, 'xz']] as const) {
+      expect(layer.get(`${dir}/app/bin/run`)).toMatchObject({ type: 'File', uid: 33, gid: 33, mode: 0o755 });
+      expect(layer.get(`${dir}/app/README`)).toMatchObject({ type: 'File', size: 7 });
+    }
     const run = await runImage(work.path('add.tar'), { args: ['/opt/app/bin/run'] });
     expect(run.stdout).toBe('run\n');
   }, T);

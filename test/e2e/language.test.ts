@@ -160,6 +160,10 @@ const COPIES = [
   'COPY a.txt /dst-dir/',
   'COPY dir /copied-dir',
   'COPY --chown=app:app own.txt /own-name',
+  // A user whose primary group differs from its uid, and a group of another id: names from the image's own files.
+  'RUN echo "devs:x:2345:" >> /etc/group && echo "svc:x:1234:2345::/home/svc:/bin/sh" >> /etc/passwd',
+  'COPY --chown=svc own.txt /own-svc',
+  'COPY --chown=app:devs own.txt /own-app-devs',
   'COPY --chown=1000:1000 own.txt /own-num',
   'COPY --chmod=0750 own.txt /own-mode',
   'COPY *.txt /glob/',
@@ -734,6 +738,13 @@ describe('Dockerfile language (as documented by the Dockerfile reference / Build
     test('--chown=app:app resolves names from /etc/passwd and /etc/group', () => {
       const e = entry(b, 'own-name');
       expect({ uid: e?.uid, gid: e?.gid }).toEqual({ uid: 1000, gid: 1000 });
+    }, T);
+
+    test('--chown=svc takes the primary group from /etc/passwd; app:devs takes the group\'s id from /etc/group', () => {
+      expect([entry(b, 'own-svc'), entry(b, 'own-app-devs')].map((e) => ({ uid: e?.uid, gid: e?.gid }))).toEqual([
+        { uid: 1234, gid: 2345 },
+        { uid: 1000, gid: 2345 },
+      ]);
     }, T);
 
     test('--chown=1000:1000 numeric', () => {

@@ -127,7 +127,7 @@ describe('RUN --mount=type=cache,sharing=locked', () => {
   ].join('\n');
 
   beforeAll(async () => {
-    work = await makeWorkDir({ 'locked.Dockerfile': dockerfile('locked'), 'shared.Dockerfile': dockerfile('shared') });
+    work = await makeWorkDir({ 'locked.Dockerfile': dockerfile('locked'), 'shared.Dockerfile': dockerfile('shared'), 'private.Dockerfile': dockerfile('private') });
   }, T);
   afterAll(async () => {
     await work?.rm();
@@ -145,6 +145,15 @@ describe('RUN --mount=type=cache,sharing=locked', () => {
     const log = (await imageFile(await unpack(work, `${work.base}/locked.tar`), 'log'))!.trim().split('\n');
     expect([['a-start', 'a-end', 'b-start', 'b-end'], ['b-start', 'b-end', 'a-start', 'a-end']]).toContainEqual(log);
     expect(r.stderr).toMatch(/waiting for the lock on cache mount id=log-locked/);
+  }, T);
+
+  test('with sharing=private concurrent writers get a directory each: neither sees the other, and neither waits', async () => {
+    const r = await build(work, ['-f', 'private.Dockerfile', '-o', `${work.base}/private.tar`, '.']);
+    ok(r);
+    // The last stage mounts the id's own directory; the second writer's instance was a fresh one, dropped after its step.
+    const log = (await imageFile(await unpack(work, `${work.base}/private.tar`), 'log'))!.trim().split('\n');
+    expect([['a-start', 'a-end'], ['b-start', 'b-end']]).toContainEqual(log);
+    expect(r.stderr).not.toMatch(/waiting for the lock on cache mount/);
   }, T);
 
   test('two stowage processes on one root are serialized too', async () => {
@@ -171,7 +180,7 @@ describe('RUN --mount=type=secret and --secret', () => {
   const envSecret = `env-secret-${randomBytes(12).toString('hex')}`;
   const DOCKERFILE = [
     'FROM busybox',
-    'RUN --mount=type=secret,id=tok sha256sum < /run/secrets/tok | cut -d" " -f1 > /file.sha && stat -c "%a %u %g" /run/secrets/tok > /file.stat',
+    'RUN --mount=type=secret,id=tok sha256sum < /run/secrets/tok | cut -d" " -f1 > /file.sha && stat -c "%a %u %g" /run/secrets/tok > /file.stat && stat -f -c %T /run/secrets/tok > /file.fs',
     'RUN --mount=type=secret,id=envtok,env=TOKEN printf %s "$TOKEN" | sha256sum | cut -d" " -f1 > /env.sha && (test -e /run/secrets/envtok && echo file || echo no-file) > /env.file',
     'RUN --mount=type=secret,id=tok,target=/root/.tok,mode=0440,uid=1000,gid=100,env=ALSO_ENV stat -c "%a %u %g" /root/.tok > /custom.stat && test "$(cat /root/.tok)" = "$ALSO_ENV" && echo same > /custom.same',
     'RUN --mount=type=secret,id=not-given (test -e /run/secrets/not-given && echo present || echo absent) > /optional',
@@ -199,6 +208,9 @@ describe('RUN --mount=type=secret and --secret', () => {
     const img = await unpack(work, `${work.base}/secret.tar`);
     expect(await imageFile(img, 'file.sha')).toBe(`${sha256(fileSecret)}\n`);
     expect(await imageFile(img, 'file.stat')).toBe('400 0 0\n');
+    // Held in memory on the host (a tmpfs), never written to a disk.
+    expect(await imageFile(img, 'file.fs')).toBe('tmpfs\n');
+    expect(r.stderr).not.toMatch(/secrets are staged on disk/);
     expect(await imageFile(img, 'env.sha')).toBe(`${sha256(envSecret)}\n`);
     expect(await imageFile(img, 'env.file')).toBe('no-file\n');
     expect(await imageFile(img, 'custom.stat')).toBe('440 1000 100\n');
