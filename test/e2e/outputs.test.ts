@@ -1,11 +1,12 @@
 // Outputs other than the OCI tar (issue 5 item 4): one build writes an OCI
 // tar, a docker-archive tar, the root filesystem as a directory and as a tar,
-// the image ID and buildx-style metadata; checked with skopeo and node-tar.
+// the image ID and buildx-style metadata; checked with skopeo, node-tar and
+// podman (load and run, rootless).
 // A failing build leaves none of them behind.
 import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
-import { makeWorkDir, run, runStowage, skopeoInspect, testEnv, type WorkDir } from '../lib/index.js';
+import { makeWorkDir, run, runAsUser, runStowage, skopeoInspect, testEnv, type WorkDir } from '../lib/index.js';
 
 const T = 300_000;
 
@@ -123,6 +124,29 @@ describe('outputs: oci, docker, local, tar, --iidfile, --metadata-file in one bu
     expect(manifest[0].Config).toBe(`blobs/sha256/${iid.slice('sha256:'.length)}`);
     expect(manifest[0].Layers).toEqual(ociConfig.rootfs.diff_ids.map((d: string) => `blobs/sha256/${d.slice('sha256:'.length)}`));
     expect(JSON.parse((await readTarFile(file, 'repositories'))!)).toEqual({ demo: { 1: ociConfig.rootfs.diff_ids.at(-1).slice('sha256:'.length) } });
+  }, T);
+
+  test('podman load (rootless, as the user) takes the docker and the OCI tarball, tags them, and runs the image', async () => {
+    // podman's own storage for this test, in the user's hands; runc as its runtime (crun fails on this host's cgroups).
+    const store = path.join(work.base, 'podman');
+    for (const d of ['', 'run', 'home']) await run(['install', '-d', '-m', '0700', '-o', String(testEnv().uid), '-g', String(testEnv().gid), path.join(store, d)]);
+    const podman = async (args: string[]) => {
+      const r = await runAsUser(
+        ['podman', '--root', path.join(store, 'storage'), '--runroot', path.join(store, 'runroot'), '--storage-driver', 'vfs', '--events-backend', 'file', '--cgroup-manager', 'cgroupfs', '--runtime', 'runc', ...args],
+        { env: { HOME: path.join(store, 'home'), XDG_RUNTIME_DIR: path.join(store, 'run') }, timeoutMs: 120_000 },
+      );
+      expect({ args, code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ args, code: 0, stderr: '' });
+      return r.stdout;
+    };
+    // podman qualifies a docker-archive's short RepoTags with localhost/, and takes an OCI tar's name from io.containerd.image.name.
+    expect(await podman(['load', '-i', work.path('d.tar')])).toMatch(/^Loaded image: localhost\/demo:1$/m);
+    expect(await podman(['load', '-i', work.path('a.tar')])).toMatch(/^Loaded image: docker\.io\/library\/demo:1$/m);
+    const ids = (await podman(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).trim().split('\n').sort();
+    expect(ids).toEqual([`docker.io/library/demo:1 ${iid.slice(7, 19)}`, `localhost/demo:1 ${iid.slice(7, 19)}`]);
+    for (const name of ['localhost/demo:1', 'docker.io/library/demo:1']) {
+      expect(await podman(['run', '--rm', '--network', 'none', name])).toBe('hello\n');
+    }
+    expect(await podman(['run', '--rm', '--network', 'none', 'localhost/demo:1', 'sh', '-c', 'ls /app; stat -c %u:%g /app/owned.txt'])).toBe('hello.txt\nlink\nowned.txt\n1000:1000\n');
   }, T);
 
   test('type=docker: skopeo copy docker-archive: → oci: works and keeps the filesystem and config', async () => {
