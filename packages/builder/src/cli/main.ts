@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
           default: false,
           describe:
             'Push the image to the registry of each -t name (shorthand for -o type=registry). Blobs the registry has are skipped, ' +
-            'base layers mounted from the base image\'s repository on the same registry; credentials from Docker\'s config.json. ' +
+            'base layers mounted from the base image\'s repository on the same registry (and every blob from a name pushed before); credentials from Docker\'s config.json. ' +
             'Runs after the file outputs are written; a failed push exits non-zero and leaves them in place. --registry-mirror never applies',
         })
         .option('iidfile', { type: 'string', describe: 'Write the image ID (sha256:… of the config) to FILE' })
