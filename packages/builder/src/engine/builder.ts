@@ -839,14 +839,14 @@ class Engine {
 
   /** A linked step that has to run: its layer is built on an empty tree (link.ts), then stacked. */
   private async runLinkedStep(st: StageState, createdBy: string, step: ProgressStep, mutate: (rootfs: string, key: string) => Promise<void>): Promise<CacheRecord> {
-    const layer = await buildLinkedLayer(this.ctx, `link-${process.pid}-${++this.stepCounter}`, mutate);
+    const built = await buildLinkedLayer(this.ctx, `link-${process.pid}-${++this.stepCounter}`, mutate);
     const created = this.created();
-    if (!layer) {
+    if (!built) {
       addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
       return { snapshot: null, created };
     }
-    const record = await this.stackLinked(st, layer, created, createdBy, step);
-    step.layer({ digest: layer.descriptor.digest, size: layer.descriptor.size });
+    const record = await this.stackLinked(st, built.layer, created, createdBy, step);
+    step.layer({ digest: built.layer.descriptor.digest, size: built.layer.descriptor.size, files: built.entries });
     return record;
   }
 

@@ -41,13 +41,14 @@ export function linkedChown(spec: string, instruction: string): { uid: number; g
  * blob in the store: byte for byte the layer an ordinary COPY gives in a
  * `FROM scratch` stage (no whiteouts, parent directories root-owned 0755).
  * The snapshot itself is dropped: what is kept is the layer, which is then
- * applied onto whatever parent the step has. Undefined when nothing was written.
+ * applied onto whatever parent the step has. Undefined when nothing was written;
+ * else the layer and its number of entries.
  */
 export async function buildLinkedLayer(
   deps: { snapshots: Snapshotter; store: ContentStore; epoch: number },
   key: string,
   fill: (rootfs: string, key: string) => Promise<void>,
-): Promise<LinkedLayer | undefined> {
+): Promise<{ layer: LinkedLayer; entries: number } | undefined> {
   const rootfs = await deps.snapshots.prepare(key);
   try {
     await fill(rootfs, key);
@@ -58,7 +59,7 @@ export async function buildLinkedLayer(
       return undefined;
     }
     await deps.store.importFile(tmp, layer.digest);
-    return { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID };
+    return { layer: { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, entries: layer.entries };
   } finally {
     await deps.snapshots.release(key).catch(() => undefined);
   }
