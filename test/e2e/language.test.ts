@@ -273,6 +273,7 @@ const ERRORS = {
   exit: 'FROM busybox\nRUN exit 3\n',
   mount: 'FROM busybox\nRUN --mount=type=ssh true\n',
   addurl: 'FROM busybox\nADD https://example.invalid/x /x\n',
+  expansion: 'FROM busybox\nENV A=1\nWORKDIR ${B:?B must be set}\n',
 };
 
 // ---------------------------------------------------------------------------
@@ -364,6 +365,7 @@ describe('Dockerfile language (as documented by the Dockerfile reference / Build
       'errors/exit/Dockerfile': ERRORS.exit,
       'errors/mount/Dockerfile': ERRORS.mount,
       'errors/addurl/Dockerfile': ERRORS.addurl,
+      'errors/expansion/Dockerfile': ERRORS.expansion,
       'a.txt': 'A\n',
       'b.txt': 'B\n',
       'c.md': 'C\n',
@@ -965,6 +967,12 @@ describe('Dockerfile language (as documented by the Dockerfile reference / Build
     test('RUN --mount=type=ssh fails with "not supported yet" naming the line', async () => {
       const r = await fail('mount');
       expect(r.stderr).toMatch(/error: Dockerfile:2: .*not supported yet/);
+    }, T);
+
+    // Reference, environment replacement: ${variable:?word} "exits with an error if variable is not set".
+    test('a failed word expansion inside a stage names the line of the instruction', async () => {
+      const r = await fail('expansion');
+      expect(r.stderr).toMatch(/^error: Dockerfile:3: failed to process "\$\{B:\?B must be set\}": B: B must be set$/m);
     }, T);
 
     // test/e2e/add-remote.test.ts covers ADD <url> and ADD <git repository> themselves.
