@@ -1,7 +1,7 @@
-// Resource bounds: a build that copies a big file into a new layer and
-// exports it, the push of that archive, and a build FROM the pushed image on
-// an empty --root (pull, unpack, export), each keep the peak RSS of
-// stowage's processes under 150 MB. The layer is STOWAGE_TEST_BIG_LAYER_MB megabytes
+// Resource bounds: a build that copies a big file into a new layer, exports
+// it and pushes it, the push of that archive by `stowage push`, and a build
+// FROM the pushed image on an empty --root (pull, unpack, export), each keep
+// the peak RSS of stowage's processes under 150 MB. The layer is STOWAGE_TEST_BIG_LAYER_MB megabytes
 // (256 by default; 1024 for the issue's 1 GB figure), part random so that
 // gzip works on it as on a real layer.
 //
@@ -99,19 +99,21 @@ describe(`resource bounds (${BIG_MB} MB layer)`, () => {
     expect(plain.peakMB).toBeGreaterThan(FLOOR_MB);
   }, T);
 
-  test(`COPY of ${BIG_MB} MB into a new layer and OCI export, then \`stowage push\` of the archive: peak RSS < ${LIMIT_MB} MB each`, async () => {
+  test(`COPY of ${BIG_MB} MB into a new layer, OCI export and push (-o type=registry), then \`stowage push\` of the archive: peak RSS < ${LIMIT_MB} MB each`, async () => {
     const out = path.join(work.base, 'copy.tar');
-    const r = await measuredStowage(work, ['build', '--root', work.root, '--progress', 'plain', '-f', 'copy.Dockerfile', '-o', `type=oci,dest=${out}`, '.']);
+    const r = await measuredStowage(work, ['build', '--root', work.root, '--progress', 'plain', '-f', 'copy.Dockerfile', '-o', `type=oci,dest=${out}`, '-o', `type=registry,name=${ref}`, '.']);
     expect(ok(r)).toEqual({ code: 0, stderr: '' });
+    expect(r.stderr).toMatch(/blobs: 2 uploaded/);
     const manifest = await skopeoInspect(out, { raw: true });
     copyLayers = manifest.layers.map((l: { digest: string }) => l.digest);
     expect(copyLayers).toHaveLength(1);
     // Part random: the compressed layer is well over a third of the file.
     expect(manifest.layers[0].size).toBeGreaterThan(BIG_MB * 0.35 * 1024 * 1024);
-    const pushed = await measuredStowage(work, ['push', out, ref]);
+    // Another repository: the layer is uploaded again, from the archive this time.
+    const pushed = await measuredStowage(work, ['push', out, `${registry.host}/resources/archive:1`]);
     expect(ok(pushed)).toEqual({ code: 0, stderr: '' });
     expect(pushed.stderr).toMatch(/blobs: 2 uploaded/);
-    process.stderr.write(`resources: COPY ${BIG_MB} MB + OCI export: peak RSS ${r.peakMB.toFixed(1)} MB; push of the archive: ${pushed.peakMB.toFixed(1)} MB\n`);
+    process.stderr.write(`resources: COPY ${BIG_MB} MB + OCI export + push: peak RSS ${r.peakMB.toFixed(1)} MB; push of the archive: ${pushed.peakMB.toFixed(1)} MB\n`);
     for (const m of [r, pushed]) {
       expect(m.peakMB).toBeGreaterThan(FLOOR_MB);
       expect(m.peakMB).toBeLessThan(LIMIT_MB);

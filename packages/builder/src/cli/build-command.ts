@@ -19,7 +19,7 @@ import { interruption, onInterrupt, setInterruptNotice } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
 import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, parseSecrets, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
 import { createProgressOutput, type ProgressMode, type ProgressOutput } from './progress/select.js';
-import { parseReference } from '@stowage/registry-client';
+import { loadHttpClient, parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
   context: string;
@@ -148,6 +148,8 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
 
   // Modes in layers must not depend on the user's umask (BuildKit creates 0755 directories whatever it is).
   process.umask(0o022);
+  // A build FROM scratch would otherwise first call fetch when pushing, on top of its peak memory.
+  if (pushNames.length > 0) await loadHttpClient().catch(() => undefined);
   const progress = new Progress(output.listener);
   if (outputs.length === 0) progress.note('warning: no output given (-o type=oci,dest=FILE): the result stays in the build state only');
   const started = Date.now();
