@@ -21,7 +21,7 @@ export {
   type CredentialSource,
   type Credentials,
 } from './auth/docker-config.js';
-export { isLoopbackHost, Transport, HttpResponse, type RetryOptions, type TransportOptions } from './transport.js';
+export { isLoopbackHost, loadHttpClient, Transport, HttpResponse, type RetryOptions, type TransportOptions } from './transport.js';
 export { storeCredentials, eraseCredentials, credentialLocation, type CredentialLocation, type CredentialStoreOptions } from './auth/credential-store.js';
 export { helperGet, helperStore, helperErase } from './auth/cred-helper.js';
 export { readConfigObject, writeConfigObject } from './auth/config-file.js';

@@ -212,6 +212,32 @@ function errorText(err: unknown): string {
 }
 
 
+/**
+ * Loads Node's HTTP client: undici and its WebAssembly HTTP parser are loaded
+ * and compiled on the first request, 20-30 MB of memory for a moment. A
+ * process that talks to a registry only at its end (a build that pushes)
+ * calls this first, so that happens while the process is small rather than
+ * on top of a finished build's peak. The request goes to a server of its own
+ * on the loopback interface, not to any registry.
+ */
+export async function loadHttpClient(): Promise<void> {
+  const { createServer } = await import('node:http');
+  const server = createServer((_req, res) => res.end());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    const address = server.address();
+    if (address === null || typeof address === 'string') return;
+    const res = await fetch(`http://127.0.0.1:${address.port}/`, { signal: AbortSignal.timeout(5000) });
+    await res.arrayBuffer();
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
 /** Retry-After is either delta-seconds or an HTTP-date. */
 export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {
   if (v === null || v.trim() === '') return undefined;

@@ -1,5 +1,5 @@
 import { DigestMismatchError } from '../src/errors.js';
-import { Transport, apiHost, isLoopbackHost, parseRetryAfter, splitHostPort } from '../src/transport.js';
+import { Transport, apiHost, isLoopbackHost, loadHttpClient, parseRetryAfter, splitHostPort } from '../src/transport.js';
 
 test('plain HTTP only for loopback and insecure registries', () => {
   const t = new Transport({ insecureRegistries: ['registry.lan:5000', 'plainhost'] });
@@ -110,4 +110,12 @@ describe('streamed request bodies', () => {
       await closeServer(server);
     }
   }, 10_000);
+});
+
+test('loadHttpClient makes one request to a server of its own and closes it', async () => {
+  const { getActiveResourcesInfo } = process;
+  const before = getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+  await loadHttpClient();
+  await loadHttpClient(); // twice: nothing left bound from the first call
+  expect(getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length).toBe(before);
 });

@@ -3,6 +3,7 @@ import { lstat, mkdtemp, rm, stat } from 'node:fs/promises';
 import { buildImage } from '../engine/builder.js';
 import { Progress, type ProgressStep } from '../engine/progress.js';
 import { defaultStateRoot } from '../engine/state-root.js';
+import { noSpaceError } from '../engine/disk-space.js';
 import { InvalidOptionError } from '../errors.js';
 import { BuildError } from '../errors.js';
 import { abortAll, commitAll, prepareSmallFile, removeTemporaries, type PendingOutput } from '../export/atomic.js';
@@ -10,7 +11,7 @@ import { prepareDockerArchive } from '../export/docker-archive.js';
 import { taggedDescriptors, writeImage } from '../export/image.js';
 import { localDestState, prepareLocal } from '../export/local.js';
 import { iidFileContent, metadataFileContent } from '../export/metadata-file.js';
-import { prepareOciArchive } from '../export/oci-archive.js';
+import { prepareOciArchive, stagingWrites, StagingNoSpaceError } from '../export/oci-archive.js';
 import { applyImageLayers, type RootfsTree } from '../export/rootfs.js';
 import { prepareRootfsTar } from '../export/tar-rootfs.js';
 import { pushOutputs } from '../export/registry.js';
@@ -18,7 +19,7 @@ import { interruption, onInterrupt, setInterruptNotice } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
 import { isRegistryOutput, parseBuildArgs, parseMirrors, parseOutput, parseSecrets, registryNames, type FileOutputSpec, type OutputSpec } from './options.js';
 import { createProgressOutput, type ProgressMode, type ProgressOutput } from './progress/select.js';
-import { parseReference } from '@stowage/registry-client';
+import { loadHttpClient, parseReference } from '@stowage/registry-client';
 
 export interface BuildCommandArgs {
   context: string;
@@ -147,6 +148,8 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
 
   // Modes in layers must not depend on the user's umask (BuildKit creates 0755 directories whatever it is).
   process.umask(0o022);
+  // A build FROM scratch would otherwise first call fetch when pushing, on top of its peak memory.
+  if (pushNames.length > 0) await loadHttpClient().catch(() => undefined);
   const progress = new Progress(output.listener);
   if (outputs.length === 0) progress.note('warning: no output given (-o type=oci,dest=FILE): the result stays in the build state only');
   const started = Date.now();
@@ -174,8 +177,9 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
   try {
     step = progress.start(`exporting stage ${result.stageName}`);
     const exportStep = step;
+    const root = result.state.root;
     const bytesTo = (out: FileOutputSpec) => byteReporter(exportStep, out.dest);
-    const written = await writeImage(result.store, result.image);
+    const written = await writeImage(result.store, result.image).catch((err: unknown) => Promise.reject(noSpaceError(err, root)));
     const { architecture, os, variant } = result.image.config;
     const platform = { os, architecture, ...(variant ? { variant } : {}) };
     const ignoreOwnership = mode === 'single';
@@ -186,7 +190,7 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
     let tree: RootfsTree | undefined;
     for (const out of fileOutputs) {
       if (out.type !== 'local') continue;
-      const local = await withOutput(out, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership));
+      const local = await withOutput(out, root, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership));
       prepared.set(out, local);
       pending.push(local);
       tree ??= local.tree;
@@ -199,21 +203,22 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
       if (out.type === 'oci') {
         const entries = taggedDescriptors(written.manifest, out.names ?? args.tags, platform);
         const bytes = bytesTo(out);
-        p = await withOutput(out, () => prepareOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], dest, result.state.buildTmp, bytes.onBytes));
+        p = await withOutput(out, root, () => prepareOciArchive(result.store, entries, [written.config, written.manifest, ...written.layers], dest, result.state.buildTmp, bytes.onBytes));
         bytes.finish();
       } else if (out.type === 'docker') {
         const bytes = bytesTo(out);
-        p = await withOutput(out, () => prepareDockerArchive(result.store, { config: written.config, layers }, out.names ?? args.tags, dest, result.state.buildTmp, bytes.onBytes));
+        p = await withOutput(out, root, () => prepareDockerArchive(result.store, { config: written.config, layers }, out.names ?? args.tags, dest, result.state.buildTmp, bytes.onBytes));
         bytes.finish();
       } else {
         if (!tree) {
           scratchTree = await mkdtemp(resolve(result.state.buildTmp, 'rootfs-'));
-          tree = await applyImageLayers(result.store, layers, scratchTree, ignoreOwnership);
+          const into = scratchTree;
+          tree = await withOutput(out, root, () => stagingWrites(() => applyImageLayers(result.store, layers, into, ignoreOwnership)));
           for (const w of tree.warnings) warnings.add(w);
         }
         const from = tree;
         const bytes = bytesTo(out);
-        p = await withOutput(out, () => prepareRootfsTar(from, dest, bytes.onBytes));
+        p = await withOutput(out, root, () => prepareRootfsTar(from, dest, bytes.onBytes));
         bytes.finish();
       }
       prepared.set(out, p);
@@ -272,11 +277,17 @@ function byteReporter(step: ProgressStep, id: string): { onBytes: (n: number) =>
   };
 }
 
-/** Runs one output's preparation; errors without a code name the output they belong to. */
-async function withOutput<T>(out: FileOutputSpec, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs one output's preparation; errors without a code name the output they
+ * belong to. Space that ran out in the staging area is --root's (`root`).
+ */
+async function withOutput<T>(out: FileOutputSpec, root: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof StagingNoSpaceError) {
+      throw Object.assign(new BuildError('E_NO_SPACE', `${outputText(out)}: no space left on the device holding --root ${root} for the export's staging (${err.message}): free space there or use another --root; the state root stays consistent`), { cause: err });
+    }
     const code = err instanceof BuildError ? err.code : 'E_EXPORT';
     throw Object.assign(new BuildError(code, `${outputText(out)}: ${(err as Error).message}`), { cause: err });
   }

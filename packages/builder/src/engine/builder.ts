@@ -37,6 +37,7 @@ import { resolveUser } from './users.js';
 import { buildLinkedLayer, linkedChown, type LinkedLayer } from './link.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
 import { SecretStore, type SecretSource } from './secrets.js';
+import { fullRootNote, noSpaceError } from './disk-space.js';
 
 export interface BuildOptions {
   contextDir: string;
@@ -251,18 +252,6 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     await close().catch(() => undefined);
     throw noSpaceError(err, state.root);
   }
-}
-
-/**
- * A full disk surfaces as a bare `ENOSPC: …, write` from whichever write hit
- * it; say where the space ran out and what to do, keeping the Dockerfile line.
- * (Partial files are already gone: ingest and snapshot staging clean up.)
- */
-function noSpaceError(err: unknown, root: string): unknown {
-  if (!(err instanceof Error) || (err as NodeJS.ErrnoException).code !== 'ENOSPC') return err;
-  const located = err as Error & { file?: string; line?: number };
-  const wrapped = new BuildError('E_NO_SPACE', `no space left on the device holding --root ${root} (${err.message}): free space there or use another --root; the state root stays consistent`);
-  return withLocation(Object.assign(wrapped, { cause: err }), { ...(located.file !== undefined ? { file: located.file } : {}), ...(located.line !== undefined ? { line: located.line } : {}) });
 }
 
 /**
@@ -862,13 +851,13 @@ class Engine {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
     let committed = false;
+    // The layer is written here first; a diff that fails half way (a full disk) must not leave it in ingest/.
+    const tmp = this.ctx.store.tempPath();
     try {
       await mutate(rootfs, key);
-      const tmp = this.ctx.store.tempPath();
       const layer = await this.ctx.snapshots.diff(key, tmp, { sourceDateEpoch: this.ctx.epoch });
       const created = this.created();
       if (layer.empty) {
-        await rm(tmp, { force: true });
         addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
         return { snapshot: null, created };
       }
@@ -886,6 +875,8 @@ class Engine {
       step.layer({ digest: layer.digest, size: layer.size, files: layer.entries });
       return { snapshot: chain, layer: layerRef, created };
     } finally {
+      // After importFile the name is gone (renamed into blobs/): removing it is then a no-op.
+      await rm(tmp, { force: true }).catch(() => undefined);
       if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);
     }
   }
@@ -1044,7 +1035,9 @@ class Engine {
         args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
       }, { stateDir: this.ctx.state.buildTmp, network, output: (line) => step.log(line), extraMounts: scripts });
       if (code !== 0) {
-        throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}`, code);
+        // Checked before the step's snapshot is released: what it wrote still fills the device.
+        const note = await fullRootNote(this.ctx.state.root);
+        throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}${note}`, code);
       }
     }, {
       op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network,

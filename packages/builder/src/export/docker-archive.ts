@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib';
 import { makeReference, parseReference, type ContentStore, type Descriptor } from '@stowage/registry-client';
 import { BuildError } from '../errors.js';
 import type { PendingOutput, WrittenBytesListener } from './atomic.js';
-import { linkBlob, makeStaging, prepareTarOfStaging } from './oci-archive.js';
+import { linkBlob, makeStaging, prepareTarOfStaging, stagingWrites } from './oci-archive.js';
 
 /**
  * docker-archive, the format of `docker save` / `docker load`.
@@ -156,23 +156,27 @@ export async function prepareDockerArchive(
   const staging = await makeStaging(stagingRoot, 'docker');
   const blobDir = join(staging, 'blobs', 'sha256');
   try {
-    await mkdir(blobDir, { recursive: true });
     const index = dockerArchiveIndex(image.config.digest, image.layers.map((l) => l.diffID), tags);
     const blobs = new Set<string>();
-    await linkBlob(store, image.config.digest, join(staging, blobPathInArchive(image.config.digest)));
-    blobs.add(blobPathInArchive(image.config.digest));
-    for (const layer of image.layers) {
-      const rel = blobPathInArchive(layer.diffID);
-      if (blobs.has(rel)) continue; // the same layer twice (e.g. two identical steps): one file
-      await writeUncompressedLayer(store, layer, join(staging, rel));
-      blobs.add(rel);
-    }
-    await writeFile(join(staging, 'manifest.json'), JSON.stringify(index.manifest));
-    const names = ['blobs/', 'blobs/sha256/', ...[...blobs].sort(), 'manifest.json'];
-    if (index.repositories) {
-      await writeFile(join(staging, 'repositories'), JSON.stringify(index.repositories));
-      names.push('repositories');
-    }
+    const names = ['blobs/', 'blobs/sha256/'];
+    // The uncompressed layers take as much room on --root as the image unpacked.
+    await stagingWrites(async () => {
+      await mkdir(blobDir, { recursive: true });
+      await linkBlob(store, image.config.digest, join(staging, blobPathInArchive(image.config.digest)));
+      blobs.add(blobPathInArchive(image.config.digest));
+      for (const layer of image.layers) {
+        const rel = blobPathInArchive(layer.diffID);
+        if (blobs.has(rel)) continue; // the same layer twice (e.g. two identical steps): one file
+        await writeUncompressedLayer(store, layer, join(staging, rel));
+        blobs.add(rel);
+      }
+      await writeFile(join(staging, 'manifest.json'), JSON.stringify(index.manifest));
+      names.push(...[...blobs].sort(), 'manifest.json');
+      if (index.repositories) {
+        await writeFile(join(staging, 'repositories'), JSON.stringify(index.repositories));
+        names.push('repositories');
+      }
+    });
     return await prepareTarOfStaging(staging, names, dest, 'docker archive tar', onBytes);
   } finally {
     await rm(staging, { recursive: true, force: true });

@@ -25,6 +25,29 @@ export function prepareTarOfStaging(staging: string, names: string[], dest: stri
 
 let stagingSeq = 0;
 
+/**
+ * A write into a staging directory ran out of space. Staging lives in the
+ * build's tmp on --root, so the fix is room there, not at the output's
+ * destination: the caller names --root.
+ */
+export class StagingNoSpaceError extends Error {
+  readonly code = 'ENOSPC';
+  constructor(override readonly cause: Error) {
+    super(cause.message);
+    this.name = 'StagingNoSpaceError';
+  }
+}
+
+/** Runs writes into a staging directory; ENOSPC becomes a {@link StagingNoSpaceError}. */
+export async function stagingWrites<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && !(err instanceof StagingNoSpaceError)) throw new StagingNoSpaceError(err as Error);
+    throw err;
+  }
+}
+
 /** A fresh staging directory below `stagingRoot` (the build's tmp). */
 export async function makeStaging(stagingRoot: string, prefix: string): Promise<string> {
   const dir = join(stagingRoot, `${prefix}-${process.pid}-${Date.now()}-${++stagingSeq}`);
@@ -42,15 +65,17 @@ export async function prepareOciArchive(store: ContentStore, entries: Descriptor
   const staging = await makeStaging(stagingRoot, 'oci');
   const blobDir = join(staging, 'blobs', 'sha256');
   try {
-    await mkdir(blobDir, { recursive: true });
-    await writeFile(join(staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await writeFile(join(staging, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: entries }));
     const seen = new Set<string>();
-    for (const blob of blobs) {
-      if (seen.has(blob.digest)) continue;
-      seen.add(blob.digest);
-      await linkBlob(store, blob.digest, join(blobDir, blob.digest.slice('sha256:'.length)));
-    }
+    await stagingWrites(async () => {
+      await mkdir(blobDir, { recursive: true });
+      await writeFile(join(staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      await writeFile(join(staging, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.OCI_INDEX, manifests: entries }));
+      for (const blob of blobs) {
+        if (seen.has(blob.digest)) continue;
+        seen.add(blob.digest);
+        await linkBlob(store, blob.digest, join(blobDir, blob.digest.slice('sha256:'.length)));
+      }
+    });
     const names = ['oci-layout', 'index.json', 'blobs/', 'blobs/sha256/', ...[...seen].sort().map((d) => `blobs/sha256/${d.slice('sha256:'.length)}`)];
     return await prepareTarOfStaging(staging, names, dest, 'oci image layout tar', onBytes);
   } finally {
