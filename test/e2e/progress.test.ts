@@ -96,6 +96,19 @@ describe('--progress', () => {
     expect(changed.find((e) => e.type === 'step.layer')).toMatchObject({ files: 1 });
   }, T);
 
+  test('a step\'s stdout and stderr are split into lines each: a stdout line between two pieces of a stderr line stays whole', async () => {
+    const w = await makeWorkDir({ Dockerfile: 'FROM busybox\nRUN printf "err-start " >&2; sleep 0.3; echo out-line; sleep 0.3; echo err-end >&2\n' });
+    try {
+      const r = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '--progress', 'rawjson', '.'], { cwd: w.dir, timeoutMs: T });
+      expect(r.code).toBe(0);
+      const events = r.stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as Event);
+      const run = events.find((e) => e.type === 'step.start' && String(e.name).includes('RUN'))!;
+      expect(events.filter((e) => e.type === 'step.log' && e.step === run.step).map((e) => e.line)).toEqual(['out-line', 'err-start err-end']);
+    } finally {
+      await w.rm();
+    }
+  }, T);
+
   test('rawjson: a failing build ends with an error event carrying code and line', async () => {
     const bad = await makeWorkDir({ Dockerfile: 'FROM busybox\nRUN echo before\nRUN echo oops >&2 && exit 7\n' });
     try {

@@ -152,13 +152,17 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   try {
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(runc, ['--root', runcRoot, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const forward = lineSplitter(opts.output);
-      child.stdout.on('data', forward.push);
-      child.stderr.on('data', forward.push);
+      // One splitter per stream: a shell writes an error message in pieces (unbuffered stderr),
+      // and a stdout line landing between them would be glued to it.
+      const out = lineSplitter(opts.output);
+      const err = lineSplitter(opts.output);
+      child.stdout.on('data', out.push);
+      child.stderr.on('data', err.push);
       child.on('error', (err) => reject(new RuntimeError(`cannot start runc: ${err.message}`)));
       child.on('spawn', () => crashPoint('run:started'));
       child.on('close', (code, signal) => {
-        forward.flush();
+        out.flush();
+        err.flush();
         resolve(code ?? (signal ? 128 : 1));
       });
     });
