@@ -53,13 +53,15 @@ export async function buildLinkedLayer(
   try {
     await fill(rootfs, key);
     const tmp = deps.store.tempPath();
-    const layer = await deps.snapshots.diff(key, tmp, { sourceDateEpoch: deps.epoch });
-    if (layer.empty) {
-      await rm(tmp, { force: true });
-      return undefined;
+    try {
+      const layer = await deps.snapshots.diff(key, tmp, { sourceDateEpoch: deps.epoch });
+      if (layer.empty) return undefined;
+      await deps.store.importFile(tmp, layer.digest);
+      return { layer: { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, entries: layer.entries };
+    } finally {
+      // Gone once imported (renamed into blobs/); a diff that failed half way (a full disk) must not stay in ingest/.
+      await rm(tmp, { force: true }).catch(() => undefined);
     }
-    await deps.store.importFile(tmp, layer.digest);
-    return { layer: { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, entries: layer.entries };
   } finally {
     await deps.snapshots.release(key).catch(() => undefined);
   }
