@@ -133,7 +133,8 @@ describe('outputs: oci, docker, local, tar, --iidfile, --metadata-file in one bu
     const podman = async (args: string[]) => {
       const r = await runAsUser(
         ['podman', '--root', path.join(store, 'storage'), '--runroot', path.join(store, 'runroot'), '--storage-driver', 'vfs', '--events-backend', 'file', '--cgroup-manager', 'cgroupfs', '--runtime', 'runc', ...args],
-        { env: { HOME: path.join(store, 'home'), XDG_RUNTIME_DIR: path.join(store, 'run') }, timeoutMs: 120_000 },
+        // cwd: podman re-executes itself and enters its cwd again, which must be the user's (CI's checkout under /root is not).
+        { cwd: store, env: { HOME: path.join(store, 'home'), XDG_RUNTIME_DIR: path.join(store, 'run') }, timeoutMs: 120_000 },
       );
       expect({ args, code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ args, code: 0, stderr: '' });
       return r.stdout;

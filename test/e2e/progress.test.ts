@@ -86,7 +86,7 @@ describe('--progress', () => {
     // Built once by the test above (or now, when run alone).
     await cacheEvents();
     expect((await cacheEvents()).map((e) => [e.type, e.hit])).toEqual([['step.cache', true], ['step.cache', true], ['step.cache', true]]);
-    await runAsUser(['sh', '-c', `echo changed > ${path.join(work.dir, 'a.txt')}`]);
+    await runAsUser(['sh', '-c', 'echo changed > a.txt'], { cwd: work.dir });
     const changed = await cacheEvents();
     expect(changed.filter((e) => e.type === 'step.cache').map((e) => [e.hit, e.reason])).toEqual([
       [false, 'a.txt changed'],
