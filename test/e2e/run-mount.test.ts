@@ -126,8 +126,22 @@ describe('RUN --mount=type=cache,sharing=locked', () => {
     '',
   ].join('\n');
 
+  // sharing=private: both writers wait (bounded) on a shared side channel until the other has started,
+  // so they surely overlap; each must then have a log directory of its own.
+  const privateWriter = (me: string, other: string) =>
+    `RUN --mount=type=cache,id=log-private,target=/c,sharing=private --mount=type=cache,id=sync-private,target=/s echo ${me}-start >> /c/log && touch /s/${me} && for i in $(seq 1 300); do if [ -e /s/${other} ]; then echo ${me}-met >> /c/log; break; fi; sleep 0.1; done && echo ${me}-end >> /c/log`;
+  const PRIVATE = [
+    'FROM busybox AS a',
+    privateWriter('a', 'b'),
+    'FROM busybox AS b',
+    privateWriter('b', 'a'),
+    'FROM busybox',
+    'RUN --mount=type=bind,from=a,target=/stage-a --mount=type=bind,from=b,target=/stage-b --mount=type=cache,id=log-private,target=/c cat /c/log > /log',
+    '',
+  ].join('\n');
+
   beforeAll(async () => {
-    work = await makeWorkDir({ 'locked.Dockerfile': dockerfile('locked'), 'shared.Dockerfile': dockerfile('shared'), 'private.Dockerfile': dockerfile('private') });
+    work = await makeWorkDir({ 'locked.Dockerfile': dockerfile('locked'), 'shared.Dockerfile': dockerfile('shared'), 'private.Dockerfile': PRIVATE });
   }, T);
   afterAll(async () => {
     await work?.rm();
@@ -152,7 +166,8 @@ describe('RUN --mount=type=cache,sharing=locked', () => {
     ok(r);
     // The last stage mounts the id's own directory; the second writer's instance was a fresh one, dropped after its step.
     const log = (await imageFile(await unpack(work, `${work.base}/private.tar`), 'log'))!.trim().split('\n');
-    expect([['a-start', 'a-end'], ['b-start', 'b-end']]).toContainEqual(log);
+    // Both met (they ran at the same time), yet the directory holds one writer's lines only.
+    expect([['a-start', 'a-met', 'a-end'], ['b-start', 'b-met', 'b-end']]).toContainEqual(log);
     expect(r.stderr).not.toMatch(/waiting for the lock on cache mount/);
   }, T);
 
