@@ -572,12 +572,12 @@ export class Snapshotter {
     await writeOwnerRecords(dir, current ? mergeOwnerRecords(current, records) : records);
   }
 
-  /** The recorded owners along `key`'s chain, nearest first; empty when nothing was recorded. */
-  private async ownerView(key: string, parent: string | undefined): Promise<OwnerView> {
+  /** The recorded owners along `key`'s chain (its parent's `links`), nearest first; empty when nothing was recorded. */
+  private async ownerView(key: string, links: Link[]): Promise<OwnerView> {
     const chain: OwnerRecords[] = [];
     const own = await readOwnerRecords(this.activeDir(key));
     if (own) chain.push(own);
-    for (const link of parent !== undefined ? await this.chain(parent) : []) {
+    for (const link of links) {
       let records = this.ownerCache.get(link.name);
       if (records === undefined) {
         records = (await readOwnerRecords(join(this.root, 'committed', link.id))) ?? null;
@@ -590,13 +590,13 @@ export class Snapshotter {
 
   async diff(key: string, dest: string, opts: DiffOptions = {}): Promise<LayerDigests> {
     const active = await this.activeMeta(key);
-    const view = await this.ownerView(key, active.parent);
+    const links = active.parent !== undefined ? await this.chain(active.parent) : [];
+    const view = await this.ownerView(key, links);
     const write = (entries: AsyncIterable<LayerEntry>) => writeLayer(view.empty ? entries : withRecordedOwners(entries, view), dest);
     const dir = this.activeDir(key);
     const fs = join(dir, 'fs');
     if (this.backend === 'overlay') {
-      const lowers = active.parent !== undefined ? (await this.chain(active.parent)).map((l) => join(this.committedDir(l.name), 'fs')) : [];
-      return write(await changesAsync('overlay', fs, lowers, opts));
+      return write(await changesAsync('overlay', fs, links.map((l) => join(this.committedDir(l.name), 'fs')), opts));
     }
     if (active.tree === undefined) {
       // An active snapshot prepared by an older version (full copy, no manifest): compare trees.

@@ -285,9 +285,7 @@ async function withOutput<T>(out: FileOutputSpec, root: string, fn: () => Promis
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof StagingNoSpaceError) {
-      throw Object.assign(new BuildError('E_NO_SPACE', `${outputText(out)}: no space left on the device holding --root ${root} for the export's staging (${err.message}): free space there or use another --root; the state root stays consistent`), { cause: err });
-    }
+    if (err instanceof StagingNoSpaceError) err = noSpaceError(err.cause, root, "for the export's staging");
     const code = err instanceof BuildError ? err.code : 'E_EXPORT';
     throw Object.assign(new BuildError(code, `${outputText(out)}: ${(err as Error).message}`), { cause: err });
   }

@@ -35,6 +35,7 @@ import { acquireLease } from './leases.js';
 import { lockSharedWork } from './shared-work.js';
 import { resolveUser } from './users.js';
 import { buildLinkedLayer, linkedChown, type LinkedLayer } from './link.js';
+import { diffIntoStore } from './step-layer.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
 import { SecretStore, type SecretSource } from './secrets.js';
 import { fullRootNote, noSpaceError } from './disk-space.js';
@@ -119,13 +120,21 @@ interface ChangeHints {
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
+/** Two traced lists of objects compared by `field` (a heredoc's name, a mount's target): each entry added, removed or changed, sorted. */
+function changedEntries(before: unknown, after: unknown, field: string): { id: string; change: 'added' | 'removed' | 'changed' }[] {
+  const byId = (list: unknown) => new Map((Array.isArray(list) ? list : []).map((e) => [String((e as Record<string, unknown>)[field] ?? ''), canonicalJson(e)] as const));
+  const a = byId(before);
+  const b = byId(after);
+  return [...new Set([...a.keys(), ...b.keys()])]
+    .sort()
+    .filter((id) => a.get(id) !== b.get(id))
+    .map((id) => ({ id, change: !a.has(id) ? 'added' : !b.has(id) ? 'removed' : 'changed' }));
+}
+
 /** The COPY/ADD heredocs whose body changed, by name (`heredoc <<EOF changed`). */
 function changedHeredocs(before: unknown, after: unknown): string[] {
-  const bodies = (list: unknown) => new Map((Array.isArray(list) ? list : []).map((h) => [String((h as { name?: unknown }).name), canonicalJson(h)] as const));
-  const a = bodies(before);
-  const b = bodies(after);
-  const names = [...new Set([...a.keys(), ...b.keys()])].filter((n) => a.get(n) !== b.get(n));
-  return names.length > 0 ? names.map((n) => `heredoc <<${n} changed`) : ['heredocs changed'];
+  const changed = changedEntries(before, after, 'name');
+  return changed.length > 0 ? changed.map((e) => `heredoc <<${e.id} changed`) : ['heredocs changed'];
 }
 
 /** Docker-schema layer media types become their byte-identical OCI names on export. */
@@ -772,14 +781,10 @@ class Engine {
 
   /** Each RUN --mount whose key changed, by target; a context bind names the files that changed under it. */
   private async changedMounts(before: unknown, after: unknown, hints: ChangeHints): Promise<string[]> {
-    const byTarget = (list: unknown) => new Map((Array.isArray(list) ? list : []).map((m) => [String((m as { target?: unknown }).target ?? ''), canonicalJson(m)] as const));
-    const a = byTarget(before);
-    const b = byTarget(after);
     const out: string[] = [];
-    for (const target of [...new Set([...a.keys(), ...b.keys()])].sort()) {
-      if (a.get(target) === b.get(target)) continue;
-      if (!a.has(target) || !b.has(target)) {
-        out.push(`mount ${target} ${a.has(target) ? 'removed' : 'added'}`);
+    for (const { id: target, change } of changedEntries(before, after, 'target')) {
+      if (change !== 'changed') {
+        out.push(`mount ${target} ${change}`);
         continue;
       }
       const source = hints.contextBinds?.get(target);
@@ -851,17 +856,14 @@ class Engine {
     const key = `step-${process.pid}-${++this.stepCounter}`;
     const rootfs = await this.ctx.snapshots.prepare(key, st.snapshot);
     let committed = false;
-    // The layer is written here first; a diff that fails half way (a full disk) must not leave it in ingest/.
-    const tmp = this.ctx.store.tempPath();
     try {
       await mutate(rootfs, key);
-      const layer = await this.ctx.snapshots.diff(key, tmp, { sourceDateEpoch: this.ctx.epoch });
+      const layer = await diffIntoStore(this.ctx, key);
       const created = this.created();
       if (layer.empty) {
         addHistory(st.config, { created, created_by: createdBy, comment: 'stowage.dockerfile.v0', empty_layer: true });
         return { snapshot: null, created };
       }
-      await this.ctx.store.importFile(tmp, layer.digest);
       crashPoint('step:imported');
       const chain = nextChainId(st.snapshot, layer.diffID);
       await this.ctx.snapshots.commit(chain, key);
@@ -875,8 +877,6 @@ class Engine {
       step.layer({ digest: layer.digest, size: layer.size, files: layer.entries });
       return { snapshot: chain, layer: layerRef, created };
     } finally {
-      // After importFile the name is gone (renamed into blobs/): removing it is then a no-op.
-      await rm(tmp, { force: true }).catch(() => undefined);
       if (!committed) await this.ctx.snapshots.release(key).catch(() => undefined);
     }
   }

@@ -27,13 +27,13 @@ export async function fullRootNote(root: string): Promise<string> {
 
 /**
  * A full disk surfaces as a bare `ENOSPC: …, write` from whichever write hit
- * it; say where the space ran out and what to do, keeping the Dockerfile line.
+ * it; say where the space ran out (and for what, `purpose`) and what to do, keeping the Dockerfile line.
  * (Partial files are already gone: ingest, layer writes and snapshot staging
  * clean up.) Other errors are returned as they are.
  */
-export function noSpaceError(err: unknown, root: string): unknown {
+export function noSpaceError(err: unknown, root: string, purpose = ''): unknown {
   if (!(err instanceof Error) || (err as NodeJS.ErrnoException).code !== 'ENOSPC') return err;
   const located = err as Error & { file?: string; line?: number };
-  const wrapped = new BuildError('E_NO_SPACE', `no space left on the device holding --root ${root} (${err.message}): free space there or use another --root; the state root stays consistent`);
+  const wrapped = new BuildError('E_NO_SPACE', `no space left on the device holding --root ${root}${purpose ? ` ${purpose}` : ''} (${err.message}): free space there or use another --root; the state root stays consistent`);
   return withLocation(Object.assign(wrapped, { cause: err }), { ...(located.file !== undefined ? { file: located.file } : {}), ...(located.line !== undefined ? { line: located.line } : {}) });
 }

@@ -1,7 +1,7 @@
-import { rm } from 'node:fs/promises';
 import { MediaTypes, type ContentStore, type Descriptor } from '@stowage/registry-client';
 import type { Snapshotter } from '@stowage/snapshotter';
 import { InstructionError } from '../errors.js';
+import { diffIntoStore } from './step-layer.js';
 
 /**
  * COPY --link / ADD --link, as BuildKit builds them: the sources are copied
@@ -52,16 +52,9 @@ export async function buildLinkedLayer(
   const rootfs = await deps.snapshots.prepare(key);
   try {
     await fill(rootfs, key);
-    const tmp = deps.store.tempPath();
-    try {
-      const layer = await deps.snapshots.diff(key, tmp, { sourceDateEpoch: deps.epoch });
-      if (layer.empty) return undefined;
-      await deps.store.importFile(tmp, layer.digest);
-      return { layer: { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, entries: layer.entries };
-    } finally {
-      // Gone once imported (renamed into blobs/); a diff that failed half way (a full disk) must not stay in ingest/.
-      await rm(tmp, { force: true }).catch(() => undefined);
-    }
+    const layer = await diffIntoStore(deps, key);
+    if (layer.empty) return undefined;
+    return { layer: { descriptor: { mediaType: MediaTypes.OCI_LAYER_GZIP, digest: layer.digest, size: layer.size }, diffID: layer.diffID }, entries: layer.entries };
   } finally {
     await deps.snapshots.release(key).catch(() => undefined);
   }
