@@ -25,7 +25,7 @@ import { crashPoint } from './crash-point.js';
 import { FLATTEN_STRIDE, fitsMountOptions, mountOverlay, mountsUnder, probeOverlay, unmount } from './overlay.js';
 import { isProcessAlive, processStartTime } from './proc.js';
 import { writeLayer, type LayerDigests, type LayerEntry } from './diff-writer.js';
-import { OWNERS_FILE, OwnerView, mergeOwnerRecords, readOwnerRecords, writeOwnerRecords, type OwnerRecords } from './owners.js';
+import { OWNERS_FILE, OwnerView, mergeOwnerRecords, readOwnerRecords, writeOwnerRecords, type Owner, type OwnerRecords } from './owners.js';
 import type { SnapshotterBackend } from './types.js';
 import { hasXattrTools } from './xattr.js';
 
@@ -572,11 +572,25 @@ export class Snapshotter {
     await writeOwnerRecords(dir, current ? mergeOwnerRecords(current, records) : records);
   }
 
+  /**
+   * The owner recorded for a root-relative path of committed snapshot `name`
+   * (a single-id namespace, where disk shows only root), or undefined when
+   * none was recorded: the file is root's. COPY --from reads it to keep owners.
+   */
+  async recordedOwners(name: string): Promise<(path: string) => Owner | undefined> {
+    const view = new OwnerView(await this.committedOwnerRecords(await this.chain(name)));
+    return (path) => view.lookup(path);
+  }
+
   /** The recorded owners along `key`'s chain (its parent's `links`), nearest first; empty when nothing was recorded. */
   private async ownerView(key: string, links: Link[]): Promise<OwnerView> {
-    const chain: OwnerRecords[] = [];
     const own = await readOwnerRecords(this.activeDir(key));
-    if (own) chain.push(own);
+    return new OwnerView([...(own ? [own] : []), ...(await this.committedOwnerRecords(links))]);
+  }
+
+  /** The owner records of committed snapshots along `links`, nearest first (cached: committed records never change). */
+  private async committedOwnerRecords(links: Link[]): Promise<OwnerRecords[]> {
+    const chain: OwnerRecords[] = [];
     for (const link of links) {
       let records = this.ownerCache.get(link.name);
       if (records === undefined) {
@@ -585,7 +599,7 @@ export class Snapshotter {
       }
       if (records) chain.push(records);
     }
-    return new OwnerView(chain);
+    return chain;
   }
 
   async diff(key: string, dest: string, opts: DiffOptions = {}): Promise<LayerDigests> {

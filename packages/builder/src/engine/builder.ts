@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { posix, resolve as resolvePath, basename } from 'node:path';
 import { Readable } from 'node:stream';
+import type { Stats } from 'node:fs';
 import {
   ContentStore, IngestInterruptedError, MediaTypes, RegistryClient, Semaphore, hostPlatform, parseReference, withDigest,
   type Descriptor, type ImageConfig, type Platform,
@@ -14,7 +15,7 @@ import { BuildError, CopySourceError, StageNotFoundError, InstructionError, Inva
 import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
 import { nextChainId } from './chain-id.js';
-import { copyInto, CopyError } from './copy.js';
+import { copyInto, mkdirOwned, CopyError } from './copy.js';
 import { BuildCache, canonicalJson, changedInputs, type CacheRecord, type StepIdentity, type StepTrace } from './cache.js';
 import { indexContext, sourcePrefix, type ContextIndex } from './context-index.js';
 import { parseChmod, ChmodError } from './chmod.js';
@@ -33,7 +34,7 @@ import { openStateRoot, type StateRoot } from './state-root.js';
 import { ImageStore, imageRecord } from './images.js';
 import { acquireLease } from './leases.js';
 import { lockSharedWork } from './shared-work.js';
-import { resolveUser } from './users.js';
+import { resolveOwner, resolveUser } from './users.js';
 import { buildLinkedLayer, linkedChown, type LinkedLayer } from './link.js';
 import { diffIntoStore } from './step-layer.js';
 import { RunMounts, runStepWithMounts, type MountFrom } from './run-mounts.js';
@@ -80,6 +81,12 @@ export interface StageResult {
   /** ARGs declared in the stage, which a stage built FROM it inherits (empty for images). */
   args: ReadonlyMap<string, string>;
   /**
+   * ARGs whose declaration came after an ENV of the same name: from there on
+   * their value is what instructions expand and RUN sees, while the config
+   * keeps ENV's (BuildKit adds both to one environment, the later wins).
+   */
+  argsOverEnv?: ReadonlySet<string>;
+  /**
    * Why this result may differ from the last build's, for explaining cache
    * misses of steps that build on it: the stage's latest miss, else its base's.
    */
@@ -100,6 +107,7 @@ export interface BuildResult {
 interface StageState extends StageResult {
   /** ARGs declared in this stage, with their values. */
   args: Map<string, string>;
+  argsOverEnv: Set<string>;
   /** Shell for shell-form RUN/CMD/ENTRYPOINT, from SHELL. */
   shell: string[];
   /** The stage's name, or its index. */
@@ -319,7 +327,11 @@ class Engine {
   private readonly stageRuns = new Map<number, Promise<StageResult>>();
   private readonly imageRuns = new Map<string, Promise<StageResult>>();
   private readonly lex: ShellLex;
-  /** Heredoc bodies expand variables but keep quotes and backslashes, as BuildKit does. */
+  /**
+   * Unquoted COPY/ADD heredoc bodies: variables expand, quotes are plain text,
+   * and a backslash escapes the next character (`\$` gives `$`, `\\` gives
+   * `\`) whatever the escape directive says, as BuildKit's ExpandRaw does.
+   */
   private readonly heredocLex: ShellLex;
   private stepCounter = 0;
   /** The first error of any stage; set so that concurrent stages stop early. */
@@ -327,7 +339,7 @@ class Engine {
 
   constructor(private readonly ctx: EngineContext) {
     this.lex = new ShellLex(ctx.df.escapeToken);
-    this.heredocLex = new ShellLex(ctx.df.escapeToken, { rawQuotes: true, rawEscapes: true });
+    this.heredocLex = new ShellLex('\\', { skipProcessQuotes: true });
   }
 
   /** The references of the images pulled so far. */
@@ -367,6 +379,7 @@ class Engine {
       config: cloneConfig(base.config),
       // A stage based on another stage inherits its ARGs; an image brings none.
       args: new Map(base.args),
+      argsOverEnv: new Set(base.argsOverEnv ?? []),
       shell: base.config.config?.Shell ?? DEFAULT_SHELL,
       label,
       position: 0,
@@ -392,7 +405,7 @@ class Engine {
       }
     }
     st.config.created = this.created();
-    return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args, ...(st.changeReason !== undefined ? { changeReason: st.changeReason } : {}) };
+    return { snapshot: st.snapshot, layers: st.layers, config: st.config, args: st.args, argsOverEnv: st.argsOverEnv, ...(st.changeReason !== undefined ? { changeReason: st.changeReason } : {}) };
   }
 
   /** `FROM --platform=…` (expanded with the global ARGs), else the build's target platform. */
@@ -590,9 +603,11 @@ class Engine {
     return prepare((dir) => applyLayerFile(dir, this.ctx.store.blobPath(desc.digest), opts));
   }
 
-  /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV. */
+  /** What `$VAR` means in an instruction: the stage's ARGs, overridden by ENV, overridden by ARGs declared after that ENV. */
   private expansionEnv(st: StageState): Record<string, string> {
-    return { ...Object.fromEntries(st.args), ...new EnvList(st.config.config?.Env ?? []).toRecord() };
+    const env = { ...Object.fromEntries(st.args), ...new EnvList(st.config.config?.Env ?? []).toRecord() };
+    for (const k of st.argsOverEnv) if (st.args.has(k)) env[k] = st.args.get(k)!;
+    return env;
   }
 
   private expand(word: string, st: StageState): string {
@@ -607,7 +622,10 @@ class Engine {
           const v = this.ctx.args.declare(key, value, this.expansionEnv(st), (w, env) => this.lex.processWord(w, env));
           // Declared but unset stays out of the environment: `${X-default}` must see it unset.
           if (v === undefined) st.args.delete(key);
-          else st.args.set(key, v);
+          else {
+            st.args.set(key, v);
+            st.argsOverEnv.add(key);
+          }
         }
         return this.metadataOnly(st, cmd.original);
       case 'ENV': {
@@ -615,7 +633,10 @@ class Engine {
         // Every pair expands against the environment from before the instruction
         // (the reference's `ENV abc=bye def=$abc` gives def the old abc).
         const before = this.expansionEnv(st);
-        for (const { key, value } of cmd.pairs) env.set(key, this.lex.processWord(value, before));
+        for (const { key, value } of cmd.pairs) {
+          env.set(key, this.lex.processWord(value, before));
+          st.argsOverEnv.delete(key);
+        }
         cfg.Env = env.toList();
         return this.metadataOnly(st, cmd.original);
       }
@@ -886,10 +907,31 @@ class Engine {
     const expanded = this.expand(path, st);
     const dir = posix.resolve(cfg.WorkingDir || '/', expanded);
     cfg.WorkingDir = dir;
-    await this.filesystemStep(st, `WORKDIR ${dir}`, step, async (rootfs) => {
-      const target = await resolveInRoot(rootfs, dir);
-      await mkdir(target, { recursive: true, mode: 0o755 });
-    }, { op: 'workdir', dir });
+    const user = cfg.User ?? '';
+    await this.filesystemStep(st, `WORKDIR ${dir}`, step, async (rootfs, key) => {
+      // Missing directories (parents too) belong to the current USER, as BuildKit makes them (moby/buildkit#1002).
+      const owner = user === '' ? { uid: 0, gid: 0 } : await resolveOwner(rootfs, user).catch((err: Error) => {
+        throw new InstructionError(`WORKDIR ${dir}: USER ${user}: ${err.message}`);
+      });
+      const recorded = new Map<string, { uid: number; gid: number }>();
+      const record = async (path: string, o: { uid: number; gid: number }) => {
+        if (o.uid !== 0 || o.gid !== 0) recorded.set(posix.relative(rootfs, path), o);
+      };
+      await mkdirOwned(rootfs, dir, owner, this.ctx.ignoreOwnership ? record : undefined);
+      if (recorded.size > 0) await this.ctx.snapshots.recordOwners(key, { set: recorded, removed: [] });
+    }, { op: 'workdir', dir, ...(user !== '' ? { user } : {}) });
+  }
+
+  /**
+   * How COPY --from learns a source file's owner: from disk, or in a single-id
+   * namespace (where disk shows only root) from what the source snapshot's
+   * chain recorded. `rel` is relative to the source root.
+   */
+  private async sourceOwnerReader(snapshot: string | undefined): Promise<(rel: string, st: Stats) => { uid: number; gid: number }> {
+    if (!this.ctx.ignoreOwnership) return (_rel, st) => ({ uid: st.uid, gid: st.gid });
+    if (snapshot === undefined) return () => ({ uid: 0, gid: 0 });
+    const lookup = await this.ctx.snapshots.recordedOwners(snapshot);
+    return (rel) => lookup(rel) ?? { uid: 0, gid: 0 };
   }
 
   /** COPY, and ADD of local files (where tar archives unpack), URLs and git repositories (add-remote.ts). */
@@ -954,11 +996,15 @@ class Engine {
     try {
       await this.filesystemStep(st, `${name} ${cmd.from !== undefined ? `--from=${cmd.from} ` : ''}${[...sources.map(redactUrl), ...inline.map((i) => `<<${i.name}`)].join(' ')} ${dest}`, step, async (rootfs, key) => {
         const chown = linkedOwner ?? (cmd.chown !== undefined && !cmd.link
-          ? await resolveUser(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
+          ? await resolveOwner(rootfs, this.expand(cmd.chown, st)).catch((err: Error) => {
             throw new InstructionError(`${name} --chown: ${err.message}`);
           })
           : undefined);
         const owner = chown ?? { uid: 0, gid: 0 };
+        // --from without --chown keeps each file's owner from the stage or image (single-id: as recorded there).
+        const sourceOwner = cmd.from !== undefined && chown === undefined
+          ? await this.sourceOwnerReader(sourceSnapshot)
+          : undefined;
         // Single-id namespace: only root exists on disk, so owners are recorded for the layer instead.
         const recorded = new Map<string, { uid: number; gid: number }>();
         const setOwner = this.ctx.ignoreOwnership
@@ -977,7 +1023,12 @@ class Engine {
         }
         try {
           if (localSources.length > 0 || inline.length > 0 || remote.length === 0) {
-            await copyInto(rootfs, { sourceRoot, sourceKind, sources: localSources, inline, dest, owner, chmod, inlineMtime, exclude, parents, ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}), ...(setOwner ? { setOwner } : {}) }, warn);
+            await copyInto(rootfs, {
+              sourceRoot, sourceKind, sources: localSources, inline, dest, owner, chmod, inlineMtime, exclude, parents,
+              ...(sourceKind === 'context' ? { ignore: this.ctx.ignore } : {}), ...(unpackArchives ? { unpackArchives } : {}),
+              ...(setOwner ? { setOwner } : {}),
+              ...(sourceOwner ? { sourceOwner: (path: string, s: Stats) => sourceOwner(posix.relative(sourceRoot, path), s) } : {}),
+            }, warn);
           }
           for (const r of remote) {
             const files = await r.materialize();
@@ -1016,7 +1067,7 @@ class Engine {
     const { args, scripts } = await this.runArgs(cmd, st);
     const env = new EnvList(cfg.Env ?? []);
     // Build args reach RUN as environment, unless ENV set the same name.
-    for (const [k, v] of st.args) if (!env.has(k)) env.set(k, v);
+    for (const [k, v] of st.args) if (!env.has(k) || st.argsOverEnv.has(k)) env.set(k, v);
     for (const [k, v] of Object.entries(this.ctx.args.proxyEnv())) if (!env.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
     const createdBy = `RUN ${args.join(' ')}`;

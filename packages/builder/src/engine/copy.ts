@@ -1,4 +1,5 @@
-import { copyFile, constants, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, constants, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +22,14 @@ export interface CopySpec {
   inline: { name: string; content: string }[];
   /** Absolute destination inside the target rootfs, as written (trailing slash significant). */
   dest: string;
+  /** Owner of created destination directories, inline files and (without sourceOwner) every copied entry. */
   owner: CopyOwner;
+  /**
+   * COPY --from without --chown: each copied entry keeps the owner it has in
+   * the source stage or image (Docker since moby#38599, BuildKit, Buildah);
+   * directories created for the destination still get `owner`.
+   */
+  sourceOwner?: (sourcePath: string, st: Stats) => CopyOwner;
   /** --chmod: an octal mode, or parseChmod()'s result (octal or symbolic), applied to every copied file and directory. */
   chmod?: number | ChmodSpec;
   /**
@@ -83,7 +91,8 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     if (hasGlob(cleaned)) {
       const found = await expandGlob(spec.sourceRoot, cleaned);
       const visible = ignore ? await filterAsync(found, (rel) => contextHas(ignore, spec.sourceRoot, rel)) : found;
-      if (visible.length === 0) throw new CopyError(`no source files were specified matching ${src}`);
+      // BuildKit's Dockerfile frontend allows empty wildcards: nothing is copied for this source.
+      if (visible.length === 0) continue;
       // --exclude also drops wildcard matches, relative to the wildcard's directory (Dockerfile reference).
       const base = globBase(cleaned);
       matched.push(...visible.filter((rel) => !exclude?.excludes(posix.relative(base, rel))).map((rel) => ({ rel, pattern: src })));
@@ -92,6 +101,8 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     }
   }
   const count = matched.length + spec.inline.length;
+  // Only empty wildcards: BuildKit copies nothing, not even the destination directory.
+  if (count === 0 && spec.sources.length > 0) return;
   // A wildcard that matches one file behaves like that file named directly
   // (Docker: the destination is a file unless it ends in / or is a directory).
   const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.') || count > 1;
@@ -109,10 +120,12 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     const path = await resolveInRoot(targetRoot, target);
     await rm(path, { recursive: true, force: true });
     await writeFile(path, file.content, { mode: 0o644 });
-    await applyMeta(path, spec, 0o644, spec.inlineMtime, spec.inlineMtime, false);
+    await applyMeta(path, spec, spec.owner, 0o644, spec.inlineMtime, spec.inlineMtime, false);
   }
 
   for (const { rel, pattern } of matched) {
+    // Files of one source that share an inode are linked again at the destination, as BuildKit's copier does.
+    const links: Links = new Map();
     const source = spec.sourceKind === 'rootfs'
       ? await resolveInRoot(spec.sourceRoot, rel)
       : await resolveInContext(spec.sourceRoot, rel);
@@ -127,15 +140,18 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
       const filters: Filter[] = [];
       if (ignore) filters.push(filterAt(ignore, 'exclude', realRel));
       if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
-      await copyTree(source, targetRoot, spec.dest, spec, warn, { top: true, filters });
+      await copyTree(source, targetRoot, spec.dest, spec, warn, { top: true, filters, links });
     } else if (st.isFile() && spec.unpackArchives && (await unpackIfArchive(targetRoot, source, spec, warn))) {
       // An archive source of ADD: its entries were unpacked into the destination directory.
     } else {
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
-      await copyEntry(source, targetRoot, target, spec, warn, []);
+      await copyEntry(source, targetRoot, target, spec, warn, [], links);
     }
   }
 }
+
+/** A source file's device:inode → where its first copy went, for files with more than one link. */
+type Links = Map<string, string>;
 
 /**
  * COPY --parents, as BuildKit's Dockerfile frontend lowers it: each source
@@ -151,7 +167,7 @@ async function copyParents(targetRoot: string, spec: CopySpec, ignore: IgnoreMat
     const path = await resolveInRoot(targetRoot, posix.join(spec.dest, file.name));
     await rm(path, { recursive: true, force: true });
     await writeFile(path, file.content, { mode: 0o644 });
-    await applyMeta(path, spec, 0o644, spec.inlineMtime, spec.inlineMtime, false);
+    await applyMeta(path, spec, spec.owner, 0o644, spec.inlineMtime, spec.inlineMtime, false);
   }
   for (const src of spec.sources) {
     const pivotAt = src.indexOf('/./');
@@ -173,14 +189,14 @@ async function copyParents(targetRoot: string, spec: CopySpec, ignore: IgnoreMat
       const st = await lstat(pivot).catch(() => undefined);
       if (!st) continue;
       if (!st.isDirectory()) {
-        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, []);
+        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, [], new Map());
         continue;
       }
       const filters: Filter[] = [];
       if (ignore) filters.push(filterAt(ignore, 'exclude', posix.relative(spec.sourceRoot, pivot)));
       if (include) filters.push({ matcher: include, mode: 'include', rel: '' });
       if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
-      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters });
+      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters, links: new Map() });
     }
   }
 }
@@ -283,7 +299,8 @@ async function resolveInContext(contextRoot: string, rel: string): Promise<strin
   return resolveInRoot(contextRoot, rel);
 }
 
-async function mkdirOwned(root: string, dir: string, owner: CopyOwner, setOwner: SetOwner = lchownOwner): Promise<void> {
+/** Creates `dir` and its missing parents inside `root`, 0755 and owned by `owner`; existing directories are left as they are. */
+export async function mkdirOwned(root: string, dir: string, owner: CopyOwner, setOwner: SetOwner = lchownOwner): Promise<void> {
   const parts = posix.normalize(`/${dir}`).split('/').filter(Boolean);
   let current = '/';
   for (const part of parts) {
@@ -334,7 +351,7 @@ async function copyTree(
   destDir: string,
   spec: CopySpec,
   warn: (msg: string) => void,
-  opts: { top?: boolean; filters: Filter[]; ensureParent?: () => Promise<void>; lazy?: boolean },
+  opts: { top?: boolean; filters: Filter[]; links: Links; ensureParent?: () => Promise<void>; lazy?: boolean },
 ): Promise<boolean> {
   const top = opts.top ?? false;
   const st = await lstat(sourceDir);
@@ -364,10 +381,10 @@ async function copyTree(
     });
     if (!keep && !(walk && child.isDirectory())) continue;
     if (child.isDirectory()) {
-      await copyTree(source, targetRoot, posix.join(destDir, name), spec, warn, { filters: childFilters, ensureParent: ensure, lazy: !keep });
+      await copyTree(source, targetRoot, posix.join(destDir, name), spec, warn, { filters: childFilters, links: opts.links, ensureParent: ensure, lazy: !keep });
     } else {
       await ensure();
-      await copyEntry(source, targetRoot, posix.join(destDir, name), spec, warn, childFilters);
+      await copyEntry(source, targetRoot, posix.join(destDir, name), spec, warn, childFilters, opts.links);
     }
   }
   if (!created) return false;
@@ -378,38 +395,52 @@ async function copyTree(
     await utimes(dirPath, st.atimeMs / 1000, st.mtimeMs / 1000);
     return true;
   }
-  await applyMeta(dirPath, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false, true);
+  await applyMeta(dirPath, spec, entryOwner(spec, sourceDir, st), st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false, true);
   return true;
 }
 
-async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void, filters: Filter[]): Promise<void> {
+/** The owner a copied entry gets: its source's (COPY --from without --chown) or the copy's. */
+function entryOwner(spec: CopySpec, source: string, st: Stats): CopyOwner {
+  return spec.sourceOwner ? spec.sourceOwner(source, st) : spec.owner;
+}
+
+async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void, filters: Filter[], links: Links): Promise<void> {
   const st = await lstat(source);
   if (st.isDirectory()) {
-    await copyTree(source, targetRoot, dest, spec, warn, { filters });
+    await copyTree(source, targetRoot, dest, spec, warn, { filters, links });
     return;
   }
   const path = await resolveInRoot(targetRoot, dest);
   const existing = await lstat(path).catch(() => undefined);
   if (existing) await rm(path, { recursive: true, force: true });
+  const owner = entryOwner(spec, source, st);
+  const inode = st.nlink > 1 && !st.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
+  const firstCopy = inode !== undefined ? links.get(inode) : undefined;
+  if (firstCopy !== undefined && (await lstat(firstCopy).then(() => true, () => false))) {
+    // Same inode as a file already copied: a hard link, whose metadata is already set.
+    await link(firstCopy, path);
+    return;
+  }
+  if (inode !== undefined) links.set(inode, path);
   if (st.isSymbolicLink()) {
     await symlink(await readlink(source), path);
-    await applyMeta(path, spec, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
+    await applyMeta(path, spec, owner, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
   } else if (st.isFile()) {
     await copyFile(source, path, constants.COPYFILE_FICLONE);
     crashPoint('copy:file');
-    await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+    await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else if (st.isFIFO()) {
     // Recreated, never opened (an open waits for a writer forever), as Docker does.
     await execFileP('mkfifo', ['-m', '600', '--', path]);
-    await applyMeta(path, spec, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+    await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else {
     // Docker skips sockets too; device nodes cannot be made in a user namespace (the runtime provides /dev).
     warn(`skipping ${dest}: ${st.isSocket() ? 'sockets are' : 'device nodes are'} not copied`);
   }
 }
 
-async function applyMeta(path: string, spec: CopySpec, mode: number, atime: number, mtime: number, isLink: boolean, isDir = false): Promise<void> {
-  await (spec.setOwner ?? lchownOwner)(path, spec.owner);
+async function applyMeta(path: string, spec: CopySpec, owner: CopyOwner, mode: number, atime: number, mtime: number, isLink: boolean, isDir = false): Promise<void> {
+  await (spec.setOwner ?? lchownOwner)(path, owner);
   if (isLink) {
     await lutimes(path, atime, mtime);
     return;

@@ -46,7 +46,11 @@ export function planBuild(df: DockerfileInstructions, metaEnv: Record<string, st
   });
 
   const resolve = (raw: string, current: Stage, line: number, what: string, allowIndex: boolean): Source => {
-    const value = lex.processWord(raw, metaEnv);
+    // BuildKit never expands --from (its newer versions say so; 26.1 fails parsing `${X}` as an image name).
+    if (what !== 'FROM' && /\$./.test(raw)) {
+      throw new BuildError('E_DOCKERFILE_PARSE', `${what}=${raw}: variable expansion is not supported for --from; declare the ARG before the first FROM, add a stage \`FROM \${VAR} AS name\` and use --from=name`, { file, line });
+    }
+    const value = what === 'FROM' ? lex.processWord(raw, metaEnv) : raw;
     if (value === '') throw new BuildError('E_DOCKERFILE_PARSE', `${what} value "${raw}" expands to an empty string`, { file, line });
     const named = byName.get(value.toLowerCase());
     if (named !== undefined) {

@@ -70,3 +70,33 @@ export async function resolveUser(root: string, spec: string): Promise<ResolvedU
     : [];
   return { uid, gid, home, additionalGids };
 }
+
+/**
+ * Resolves an owner for files a build step creates (`COPY --chown`, the
+ * directories `WORKDIR` makes under `USER`) as BuildKit's file operations do,
+ * which differs from USER for a bare uid: `1234` is 1234:1234 (the reference:
+ * "a UID without GID will use the same numeric UID as the GID"), while a bare
+ * name takes its passwd group. Unknown names fail; unknown numeric ids are fine.
+ */
+export async function resolveOwner(root: string, spec: string): Promise<{ uid: number; gid: number }> {
+  const [userPart = '', groupPart] = spec.split(':', 2);
+  let uid: number;
+  let gid: number;
+  if (isNumeric(userPart)) {
+    uid = Number(userPart);
+    gid = uid;
+  } else {
+    const entry = (await passwd(root)).find((u) => u.name === userPart);
+    if (!entry) throw new Error(`unable to find user ${userPart}: no matching entries in passwd file`);
+    ({ uid, gid } = entry);
+  }
+  if (groupPart !== undefined && groupPart !== '') {
+    if (isNumeric(groupPart)) gid = Number(groupPart);
+    else {
+      const g = (await groups(root)).find((e) => e.name === groupPart);
+      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  }
+  return { uid, gid };
+}

@@ -99,9 +99,16 @@ describe('copyInto', () => {
     expect(await text('renamed')).toBe('solo');
   });
 
-  test('a wildcard with no match is an error', async () => {
+  test('a wildcard with no match copies nothing, not even the destination (BuildKit allows empty wildcards)', async () => {
     await put(ctx, 'a.md');
-    await expect(copyInto(root, spec(['*.txt'], '/out/'), warn)).rejects.toThrow(/no source files were specified matching \*\.txt/);
+    await copyInto(root, spec(['*.txt'], '/out/'), warn);
+    await expect(lstat(join(root, 'out'))).rejects.toThrow(/ENOENT/);
+  });
+
+  test('an empty wildcard next to a matching source: the match is copied', async () => {
+    await put(ctx, 'f', 'x');
+    await copyInto(root, spec(['nomatch*', 'f'], '/w4/'), warn);
+    expect(await text('w4/f')).toBe('x');
   });
 
   test('a missing source is an error naming it', async () => {
@@ -318,5 +325,50 @@ describe('copyInto', () => {
       await symlink('../../../../../../etc', join(ctx, 'up'));
       await expect(copyInto(root, spec(['up/hostname'], '/h'), warn)).rejects.toThrow(/not found/);
     });
+  });
+});
+
+describe('COPY --from owners and hard links (BuildKit answers, moby#38599)', () => {
+  const fromStage = (sources: string[], dest: string, extra: Partial<CopySpec> = {}): CopySpec =>
+    spec(sources, dest, { sourceKind: 'rootfs', sourceOwner: (_p, st) => ({ uid: st.uid, gid: st.gid }), ...extra });
+  const owner = async (rel: string) => {
+    const st = await lstat(join(root, rel));
+    return `${st.uid}:${st.gid}`;
+  };
+
+  // Runs as root (scripts/test): chown needs it.
+  test('without --chown each entry keeps its source owner; a created destination is 0:0; an existing one is untouched', async () => {
+    const { chown } = await import('node:fs/promises');
+    await put(ctx, 'file');
+    await chown(join(ctx, 'file'), 100, 200);
+    await put(ctx, 'dir/subdir/nested');
+    await chown(join(ctx, 'dir'), 100, 200);
+    await chown(join(ctx, 'dir/subdir'), 101, 201);
+    await chown(join(ctx, 'dir/subdir/nested'), 102, 202);
+    await mkdir(join(root, 'existing'));
+    await chown(join(root, 'existing'), 500, 600);
+    await copyInto(root, fromStage(['/file'], '/file'), warn);
+    await copyInto(root, fromStage(['/dir'], '/dir'), warn);
+    await copyInto(root, fromStage(['/dir/.'], '/existing'), warn);
+    await copyInto(root, fromStage(['/file'], '/chowned', { sourceOwner: undefined, owner: { uid: 7, gid: 8 } }), warn);
+    expect(await owner('file')).toBe('100:200');
+    expect(await owner('dir')).toBe('0:0');
+    expect(await owner('dir/subdir')).toBe('101:201');
+    expect(await owner('dir/subdir/nested')).toBe('102:202');
+    expect(await owner('existing')).toBe('500:600');
+    expect(await owner('existing/subdir')).toBe('101:201');
+    expect(await owner('chowned')).toBe('7:8');
+  });
+
+  test('files of one source that share an inode stay linked; separate sources do not', async () => {
+    const { link } = await import('node:fs/promises');
+    await put(ctx, 'd/a', 'same');
+    await link(join(ctx, 'd/a'), join(ctx, 'd/b'));
+    await copyInto(root, fromStage(['/d'], '/out/'), warn);
+    await copyInto(root, fromStage(['/d/a', '/d/b'], '/two/'), warn);
+    const [a, b] = [await lstat(join(root, 'out/a')), await lstat(join(root, 'out/b'))];
+    expect(a.ino).toBe(b.ino);
+    expect(a.nlink).toBe(2);
+    expect((await lstat(join(root, 'two/a'))).ino).not.toBe((await lstat(join(root, 'two/b'))).ino);
   });
 });

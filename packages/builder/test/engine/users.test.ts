@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveUser } from '../../src/engine/users.js';
+import { resolveOwner, resolveUser } from '../../src/engine/users.js';
 
 let root: string;
 
@@ -99,5 +99,24 @@ describe('resolveUser', () => {
     } finally {
       await rm(other, { recursive: true, force: true });
     }
+  });
+});
+
+describe('resolveOwner (COPY --chown, WORKDIR under USER: BuildKit\'s file-operation rules)', () => {
+  test('a bare uid is uid:uid, not the passwd group (the reference: the UID is used as GID)', async () => {
+    expect(await resolveOwner(root, '1234')).toEqual({ uid: 1234, gid: 1234 });
+    expect(await resolveOwner(root, '1001')).toEqual({ uid: 1001, gid: 1001 });
+  });
+  test('a bare name takes its passwd group', async () => {
+    expect(await resolveOwner(root, 'nohome')).toEqual({ uid: 1001, gid: 1002 });
+  });
+  test('user:group by names and ids', async () => {
+    expect(await resolveOwner(root, 'app:wheel')).toEqual({ uid: 1000, gid: 10 });
+    expect(await resolveOwner(root, '7:8')).toEqual({ uid: 7, gid: 8 });
+    expect(await resolveOwner(root, '7:docker')).toEqual({ uid: 7, gid: 999 });
+  });
+  test('unknown names fail', async () => {
+    await expect(resolveOwner(root, 'ghost')).rejects.toThrow(/unable to find user ghost/);
+    await expect(resolveOwner(root, 'app:ghosts')).rejects.toThrow(/unable to find group ghosts/);
   });
 });
