@@ -23,7 +23,7 @@ import { loadDockerignore, IgnorePatternError, type IgnoreMatcher } from './dock
 import { ArchiveError } from './archive.js';
 import { prepareAddSources, refuseRemoteForCopy, toBuildError, type AddSources } from './add-remote.js';
 import { redactUrl, redactUrlsIn } from './redact-url.js';
-import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from './image-config.js';
+import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, exposedPorts, PortSpecError, scratchConfig } from './image-config.js';
 import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
 import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
 import { BuildArgScope } from './args.js';
@@ -648,7 +648,15 @@ class Engine {
       case 'EXPOSE': {
         cfg.ExposedPorts ??= {};
         for (const port of cmd.ports) {
-          for (const p of this.lex.processWords(port, this.expansionEnv(st))) cfg.ExposedPorts[normalizePort(p)] = {};
+          for (const p of this.lex.processWords(port, this.expansionEnv(st))) {
+            let keys: string[];
+            try {
+              keys = exposedPorts(p);
+            } catch (err) {
+              throw err instanceof PortSpecError ? new InstructionError(`EXPOSE: ${err.message}`) : err;
+            }
+            for (const key of keys) cfg.ExposedPorts[key] = {};
+          }
         }
         return this.metadataOnly(st, cmd.original);
       }

@@ -19,7 +19,12 @@ export interface CacheRecord {
   created: string;
 }
 
-const VERSION = 1;
+/**
+ * Part of every key: bumped when a step's result changes for the same inputs,
+ * so a cache written by an older stowage is never hit. 2: COPY --from keeps
+ * owners, hard links, heredoc unescaping, WORKDIR owners (BuildKit fidelity).
+ */
+const VERSION = 2;
 
 export interface StoredCacheRecord {
   file: string;

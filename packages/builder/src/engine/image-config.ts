@@ -63,7 +63,40 @@ export function addHistory(image: ImageConfig, entry: HistoryEntry): void {
   image.history.push(entry);
 }
 
-/** `80`, `80/tcp`, `53/udp` → the key form image configs use. */
-export function normalizePort(port: string): string {
-  return port.includes('/') ? port.toLowerCase() : `${port}/tcp`;
+/**
+ * An EXPOSE word → the keys image configs use, as Docker's port-spec parser
+ * (go-connections nat.ParsePortSpecs) reads it: `80` → 80/tcp, `53/UDP` →
+ * 53/udp, a range `7000-7002` → one key per port, and an `ip:host:` prefix is
+ * dropped (only the container port is exposed). Anything else is refused.
+ */
+export function exposedPorts(word: string): string[] {
+  const slash = word.indexOf('/');
+  const proto = (slash >= 0 && slash < word.length - 1 ? word.slice(slash + 1) : 'tcp').toLowerCase();
+  const spec = slash >= 0 ? word.slice(0, slash) : word;
+  const container = spec.slice(spec.lastIndexOf(':') + 1);
+  const range = /^(\d+)(?:-(\d+))?$/.exec(container);
+  const first = range ? Number(range[1]) : NaN;
+  const last = range?.[2] !== undefined ? Number(range[2]) : first;
+  if (!range || first > 65535 || last > 65535 || last < first) throw new PortSpecError(`invalid port "${word}": expected PORT, PORT-PORT, or either followed by /tcp, /udp or /sctp`);
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new PortSpecError(`invalid port "${word}": unknown protocol ${proto}`);
+  const out: string[] = [];
+  for (let p = first; p <= last; p++) out.push(`${p}/${proto}`);
+  return out;
+}
+
+export class PortSpecError extends Error {}
+
+/**
+ * The config as BuildKit marshals it: its image config fields are `omitempty`,
+ * so a reset CMD (`null`), `ENTRYPOINT []`, or an empty `User` are absent
+ * rather than written as null, [] or "".
+ */
+export function withoutEmptyFields(config: ContainerConfig): ContainerConfig {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    const empty = v === null || v === undefined || v === '' || (Array.isArray(v) && v.length === 0)
+      || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+    if (!empty) out[k] = v;
+  }
+  return out as ContainerConfig;
 }

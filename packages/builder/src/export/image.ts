@@ -1,5 +1,6 @@
 import { MediaTypes, parseReference, type ContentStore, type Descriptor, type ImageManifest } from '@stowage/registry-client';
 import type { StageResult } from '../engine/builder.js';
+import { withoutEmptyFields } from '../engine/image-config.js';
 
 export interface WrittenImage {
   manifest: Descriptor;
@@ -13,7 +14,11 @@ export interface WrittenImage {
  * snapshotter wrote them.
  */
 export async function writeImage(store: ContentStore, image: Pick<StageResult, 'layers' | 'config'>): Promise<WrittenImage> {
-  const config = { ...image.config, rootfs: { type: 'layers' as const, diff_ids: image.layers.map((l) => l.diffID) } };
+  const config = {
+    ...image.config,
+    ...(image.config.config ? { config: withoutEmptyFields(image.config.config) } : {}),
+    rootfs: { type: 'layers' as const, diff_ids: image.layers.map((l) => l.diffID) },
+  };
   const configBlob = await store.writeBlob(JSON.stringify(config));
   const configDesc: Descriptor = { mediaType: MediaTypes.OCI_CONFIG, digest: configBlob.digest, size: configBlob.size };
   const layers = image.layers.map((l) => ({ ...l.descriptor }));

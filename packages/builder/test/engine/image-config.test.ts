@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainIds, nextChainId } from '../../src/engine/chain-id.js';
-import { DEFAULT_PATH, EnvList, addHistory, cloneConfig, containerConfig, normalizePort, scratchConfig } from '../../src/engine/image-config.js';
+import { DEFAULT_PATH, EnvList, addHistory, cloneConfig, containerConfig, exposedPorts, PortSpecError, scratchConfig, withoutEmptyFields } from '../../src/engine/image-config.js';
 import { formatPlatform, parsePlatform, platformArgs } from '../../src/engine/platform.js';
 import { Progress, plainRenderer } from '../../src/engine/progress.js';
 import { defaultStateRoot, openStateRoot } from '../../src/engine/state-root.js';
@@ -26,15 +26,28 @@ describe('EnvList', () => {
   });
 });
 
-describe('normalizePort', () => {
+describe('exposedPorts (Docker\'s port-spec rules)', () => {
   test.each([
-    ['80', '80/tcp'],
-    ['80/tcp', '80/tcp'],
-    ['53/udp', '53/udp'],
-    ['53/UDP', '53/udp'],
-    ['9000/sctp', '9000/sctp'],
-  ])('%s → %s', (input, out) => {
-    expect(normalizePort(input)).toBe(out);
+    ['80', ['80/tcp']],
+    ['80/tcp', ['80/tcp']],
+    ['53/udp', ['53/udp']],
+    ['53/UDP', ['53/udp']],
+    ['9000/sctp', ['9000/sctp']],
+    ['7000-7002', ['7000/tcp', '7001/tcp', '7002/tcp']],
+    ['7000-7001/udp', ['7000/udp', '7001/udp']],
+    ['127.0.0.1:8080:80', ['80/tcp']],
+  ])('%s → %j', (input, out) => {
+    expect(exposedPorts(input)).toEqual(out);
+  });
+  test.each(['http', '80/icmp', '9-1', '70000'])('%s is refused', (input) => {
+    expect(() => exposedPorts(input)).toThrow(PortSpecError);
+  });
+});
+
+describe('withoutEmptyFields', () => {
+  test('null, empty arrays, maps and strings are left out (BuildKit: omitempty)', () => {
+    expect(withoutEmptyFields({ Cmd: null, Entrypoint: [], User: '', Labels: {}, Env: ['A=1'], ExposedPorts: { '80/tcp': {} } } as never))
+      .toEqual({ Env: ['A=1'], ExposedPorts: { '80/tcp': {} } });
   });
 });
 
