@@ -267,3 +267,36 @@ describe('a hostile .dockerignore', () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('a Dockerfile or .dockerignore that links out of its directory is not read (its text would reach the log)', () => {
+  test.each([
+    ['-f naming a Dockerfile that links outside the context', 'escape.Dockerfile', ['-f', 'escape.Dockerfile']],
+    ['the default Dockerfile linking outside the context', 'Dockerfile', []],
+  ])('%s', async (_what, name, fileArgs) => {
+    const dir = await makeWorkDir({ 'data.txt': 'x\n' });
+    try {
+      await fs.symlink(path.join(work.base, 'outside', 'secret.txt'), dir.path(name));
+      await chownTree(dir.base, testEnv().uid, testEnv().gid);
+      const r = await runStowage(['build', '--root', dir.root, ...mirror(), ...fileArgs, '-o', 'type=oci,dest=../out.tar', '.'], { cwd: dir.dir, timeoutMs: BUILD_MS });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/Dockerfile: .* is a symbolic link that leads out of/);
+      expect(r.stderr).not.toContain(MARKER);
+    } finally {
+      await dir.rm();
+    }
+  }, T);
+
+  test('a .dockerignore linked out of the context', async () => {
+    const dir = await makeWorkDir({ Dockerfile: 'FROM busybox\nCOPY data.txt /\n', 'data.txt': 'x\n' });
+    try {
+      await fs.symlink(path.join(work.base, 'outside', 'secret.txt'), dir.path('.dockerignore'));
+      await chownTree(dir.base, testEnv().uid, testEnv().gid);
+      const r = await runStowage(['build', '--root', dir.root, ...mirror(), '-o', 'type=oci,dest=../out.tar', '.'], { cwd: dir.dir, timeoutMs: BUILD_MS });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/\.dockerignore is a symbolic link that leads out of/);
+      expect(r.stderr).not.toContain(MARKER);
+    } finally {
+      await dir.rm();
+    }
+  }, T);
+});

@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { posix, resolve as resolvePath, basename } from 'node:path';
+import { posix, resolve as resolvePath, basename, dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Stats } from 'node:fs';
 import {
@@ -29,7 +29,7 @@ import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
 import { BuildArgScope } from './args.js';
 import { availableParallelism } from 'node:os';
 import { Progress, type ProgressStep } from './progress.js';
-import { resolveInRoot } from './secure-path.js';
+import { LinkEscapeError, realpathWithin } from './secure-path.js';
 import { openStateRoot, type StateRoot } from './state-root.js';
 import { ImageStore, imageRecord } from './images.js';
 import { acquireLease } from './leases.js';
@@ -167,8 +167,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   let text: string;
   try {
     // One byte over the limit is enough for the parser to refuse it with a line number.
-    text = await readBounded(dockerfilePath, MAX_DOCKERFILE_BYTES + 1);
+    // Read from its own directory only, as BuildKit does: never through a link out of it.
+    text = await readBounded(await realpathWithin(dockerfilePath, dirname(dockerfilePath)), MAX_DOCKERFILE_BYTES + 1);
   } catch (err) {
+    if (err instanceof LinkEscapeError) throw new BuildError('E_DOCKERFILE_LINK', `Dockerfile: ${err.message}`);
     throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const df = withFile(() => parseInstructions(text, { file }), file);

@@ -1,4 +1,5 @@
 import { readBounded, NotRegularFileError } from './bounded-read.js';
+import { LinkEscapeError, realpathWithin } from './secure-path.js';
 import { basename, dirname, join, posix } from 'node:path';
 
 /**
@@ -176,9 +177,10 @@ export async function loadDockerignore(contextDir: string, dockerfilePath: strin
   for (const file of candidates) {
     let text: string;
     try {
-      text = await readBounded(file, MAX_IGNORE_FILE_BYTES + 1, { regularOnly: true });
+      // Never through a link out of the directory it belongs to (a parse error would echo the file).
+      text = await readBounded(await realpathWithin(file, dirname(file)), MAX_IGNORE_FILE_BYTES + 1, { regularOnly: true });
     } catch (err) {
-      if (err instanceof NotRegularFileError) throw new IgnorePatternError(err.message);
+      if (err instanceof NotRegularFileError || err instanceof LinkEscapeError) throw new IgnorePatternError(err.message);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') continue;
       throw err;

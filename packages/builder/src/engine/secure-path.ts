@@ -1,4 +1,4 @@
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readlink, realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 
 const MAX_SYMLINKS = 255;
@@ -46,4 +46,23 @@ export async function resolveParentInRoot(root: string, path: string): Promise<s
   if (normal === '/') return root;
   const parent = await resolveInRoot(root, posix.dirname(normal));
   return posix.join(parent, posix.basename(normal));
+}
+
+/** A file named by the build (Dockerfile, .dockerignore) whose symlinks lead out of the directory it must stay in. */
+export class LinkEscapeError extends Error {
+  constructor(readonly path: string, readonly dir: string) {
+    super(`${path} is a symbolic link that leads out of ${dir}; it is not read`);
+  }
+}
+
+/**
+ * The real path of `path`, which must lie inside `dir` once every symlink is
+ * followed: a repository whose Dockerfile or .dockerignore links to
+ * `~/.docker/config.json` must not get the runner's credentials echoed in a
+ * parse error. Errors of realpath (ENOENT …) pass through.
+ */
+export async function realpathWithin(path: string, dir: string): Promise<string> {
+  const [real, realDir] = await Promise.all([realpath(path), realpath(dir)]);
+  if (!real.startsWith(`${realDir === '/' ? '' : realDir}/`)) throw new LinkEscapeError(path, dir);
+  return real;
 }
