@@ -2,7 +2,7 @@ import type { ArgCommand } from '../frontend/index.js';
 import { withLocation } from '../errors.js';
 
 /** ARGs that reach RUN without an ARG line and stay out of history, as in Docker. */
-export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+const PROXY_KINDS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'];
 
 export type Expand = (word: string, env: Record<string, string>) => string;
 
@@ -61,20 +61,25 @@ export class BuildArgScope {
     return Object.hasOwn(outer, key) ? outer[key] : undefined;
   }
 
-  /** Proxy variables given with --build-arg, which RUN sees without an ARG line. */
+  /**
+   * Proxy variables given with --build-arg (any letter case), which RUN sees
+   * without an ARG line, in both spellings (`HTTP_PROXY` and `http_proxy`) as
+   * BuildKit's exec op sets them.
+   */
   proxyEnv(): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const k of PROXY_ARGS) {
-      if (Object.hasOwn(this.provided, k)) {
-        out[k] = this.provided[k]!;
-        this.consumed.add(k);
-      }
+    for (const [k, v] of Object.entries(this.provided)) {
+      const kind = PROXY_KINDS.find((p) => p === k.toUpperCase());
+      if (kind === undefined) continue;
+      out[kind] = v;
+      out[kind.toLowerCase()] = v;
+      this.consumed.add(k);
     }
     return out;
   }
 
   /** --build-arg names no ARG of the built stages declared (Docker warns about them). */
   unused(): string[] {
-    return Object.keys(this.provided).filter((k) => !this.consumed.has(k) && !PROXY_ARGS.includes(k));
+    return Object.keys(this.provided).filter((k) => !this.consumed.has(k) && !PROXY_KINDS.includes(k.toUpperCase()));
   }
 }

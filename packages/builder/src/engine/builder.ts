@@ -1093,7 +1093,8 @@ class Engine {
       }
       if (!env.has('HOME')) env.set('HOME', user.home);
       const code = await runStepWithMounts(mounts, rootfs, {
-        args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
+        // The primary group is a supplementary one too (`id` shows groups=1000(app)), as BuildKit sets it.
+        args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: [user.gid, ...user.additionalGids],
       }, { stateDir: this.ctx.state.buildTmp, network, output: (line) => step.log(line), extraMounts: scripts });
       if (code !== 0) {
         // Checked before the step's snapshot is released: what it wrote still fills the device.

@@ -32,14 +32,15 @@ export function segmentRegExp(segment: string): RegExp {
 }
 
 /**
- * A `[...]` class starting after the `[` at `start`: `^` or `!` negates,
+ * A `[...]` class starting after the `[` at `start`: `^` negates (Go's
+ * filepath.Match has no `!` negation: `[!a-c]` matches `!` or a to c),
  * `\\c` is a literal c (also `]`, `-`, `\\`), `lo-hi` a range. Returns the
  * RegExp class and the index of the closing `]`.
  */
 function parseClass(chars: string[], start: number): { regex: string; end: number } | undefined {
   let i = start;
   let negate = false;
-  if (chars[i] === '^' || chars[i] === '!') {
+  if (chars[i] === '^') {
     negate = true;
     i++;
   }

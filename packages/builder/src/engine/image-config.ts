@@ -36,13 +36,13 @@ export class EnvList {
   }
 }
 
-/** A fresh config for `FROM scratch`. */
+/** A fresh config for `FROM scratch`, as BuildKit's emptyImage: the default PATH and WorkingDir `/`. */
 export function scratchConfig(platform: Platform): ImageConfig {
   return {
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: { Env: [`PATH=${DEFAULT_PATH}`] },
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };

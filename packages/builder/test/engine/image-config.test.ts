@@ -56,6 +56,7 @@ describe('image config helpers', () => {
     const cfg = scratchConfig({ os: 'linux', architecture: 'arm64', variant: 'v8' });
     expect(cfg).toMatchObject({ os: 'linux', architecture: 'arm64', variant: 'v8', rootfs: { type: 'layers', diff_ids: [] } });
     expect(cfg.config?.Env).toEqual([`PATH=${DEFAULT_PATH}`]);
+    expect(cfg.config?.WorkingDir).toBe('/');
     expect('variant' in scratchConfig({ os: 'linux', architecture: 'amd64' })).toBe(false);
   });
 
