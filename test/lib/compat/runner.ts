@@ -73,7 +73,7 @@ export interface HarnessOptions {
   log?: (line: string) => void;
 }
 
-const CACHE_VERSION = 'compat-cache-v1';
+const CACHE_VERSION = 'compat-cache-v2';
 const TAIL_LINES = 40;
 const tail = (s: string, n = TAIL_LINES) => s.trimEnd().split('\n').slice(-n).join('\n');
 const secs = (t0: number) => Math.round((Date.now() - t0) / 100) / 10;
@@ -109,19 +109,30 @@ function cacheRoot(): string {
   return path.join(testEnv().stateDir, 'compat-cache');
 }
 
-/** sha256 over a directory tree: names, types, modes, contents, symlink targets. */
-function hashTree(dir: string, h = createHash('sha256'), rel = ''): ReturnType<typeof createHash> {
-  for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
-    const r = path.join(rel, name);
-    const p = path.join(dir, r);
-    const st = fs.lstatSync(p);
-    h.update(`${r}\0${st.mode}\0`);
-    if (st.isSymbolicLink()) h.update(fs.readlinkSync(p));
-    else if (st.isFile()) h.update(fs.readFileSync(p));
-    else if (st.isDirectory()) hashTree(dir, h, r);
-    h.update('\0');
+/**
+ * sha256 over a directory tree as a build sees it: names, types, modes, owners, contents,
+ * symlink targets (not mtimes), and xattrs (getfattr) when ATTRS.
+ */
+async function hashTree(dir: string, attrs: boolean): Promise<string> {
+  const h = createHash('sha256');
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
+      const r = path.join(rel, name);
+      const p = path.join(dir, r);
+      const st = fs.lstatSync(p);
+      h.update(`${JSON.stringify(r)} ${st.mode} ${st.uid}:${st.gid} ${st.nlink}\n`);
+      if (st.isSymbolicLink()) h.update(fs.readlinkSync(p));
+      else if (st.isFile()) h.update(fs.readFileSync(p));
+      else if (st.isDirectory()) walk(r);
+      h.update('\0');
+    }
+  };
+  walk('');
+  if (attrs) {
+    const r = await run(['getfattr', '-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], { cwd: dir, timeoutMs: 60_000 });
+    h.update(`xattrs ${r.code === 0 || r.code === 1 ? r.stdout : `getfattr failed ${r.code}`}`);
   }
-  return h;
+  return h.digest('hex');
 }
 
 const MANIFEST_ACCEPT = [
@@ -160,16 +171,21 @@ async function allFixtureDigests(registry: string): Promise<string[]> {
 }
 
 /**
- * The oracle cache key of a case: the case directory (Dockerfile, case.json, context/),
- * the digests the loopback registry serves for the images it names, the docker/BuildKit
+ * The oracle cache key of a case: its Dockerfile and case.json, the prepared context in
+ * BASE/ctx (after `prepare`: a prepare whose output varies, e.g. a tar with the current
+ * mtimes in it, makes a new key each time, so it never reuses a stale result), the digests
+ * the loopback registry serves for the images the Dockerfile names, the docker/BuildKit
  * version and scripts/buildkit itself.
  */
-export async function oracleCacheKey(c: CompatCase): Promise<string> {
+export async function oracleCacheKey(c: CompatCase, base: string): Promise<string> {
   const e = testEnv();
   const h = createHash('sha256');
   h.update(`${CACHE_VERSION}\n${await oracleVersion()}\n`);
   h.update(fs.readFileSync(buildkitScript()));
-  h.update(hashTree(c.dir).digest('hex'));
+  h.update(fs.readFileSync(path.join(c.dir, 'Dockerfile')));
+  h.update(JSON.stringify(c.spec));
+  for (const f of ['Dockerfile.dockerignore']) if (fs.existsSync(path.join(c.dir, f))) h.update(fs.readFileSync(path.join(c.dir, f)));
+  h.update(await hashTree(path.join(base, 'ctx'), true));
   const refs = baseImageRefs(fs.readFileSync(path.join(c.dir, 'Dockerfile'), 'utf8'), c.spec.buildArgs ?? {});
   for (const ref of refs) {
     const m = mirrorRef(ref);
@@ -262,7 +278,7 @@ function runArgv(config: unknown, args: string[] | undefined): string[] | undefi
 }
 
 async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean): Promise<Built> {
-  const key = useCache ? await oracleCacheKey(c) : undefined;
+  const key = useCache ? await oracleCacheKey(c, base) : undefined;
   if (key) {
     const hit = await cacheGet(key);
     if (hit) {
@@ -502,19 +518,22 @@ export async function runCase(c: CompatCase, opts: HarnessOptions = {}): Promise
 }
 
 /**
- * Runs CASES, `concurrency` at a time (default 2), in order of the list; results in the
- * same order. `onResult` is called as each case finishes.
+ * Runs CASES, `concurrency` at a time (default 2); results in the order of CASES.
+ * The slow cases start first (they take minutes: started last they would leave the pool
+ * waiting on one long case at the end), the others fill the remaining slots.
+ * `onResult` is called as each case finishes.
  */
 export async function runCases(cases: CompatCase[], opts: HarnessOptions = {}, onResult?: (r: CaseResult, i: number) => void): Promise<CaseResult[]> {
   const results: CaseResult[] = new Array(cases.length);
+  const order = cases.map((c, i) => ({ c, i })).sort((a, b) => Number(b.c.spec.slow === true) - Number(a.c.spec.slow === true) || a.i - b.i);
   let next = 0;
   const worker = async () => {
     for (;;) {
-      const i = next++;
-      if (i >= cases.length) return;
-      const r = await runCase(cases[i]!, opts);
-      results[i] = r;
-      onResult?.(r, i);
+      const job = order[next++];
+      if (!job) return;
+      const r = await runCase(job.c, opts);
+      results[job.i] = r;
+      onResult?.(r, job.i);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, cases.length)) }, worker));
