@@ -1,0 +1,2 @@
+# shellcheck shell=bash
+greet() { echo "svc ready"; }
