@@ -1,9 +1,8 @@
 import { copyFile, constants, chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { posix } from 'node:path';
-import { promisify } from 'node:util';
 import { detectArchive, extractArchive } from './archive.js';
+import { makeFifo } from './fifo.js';
 import { applyChmod, type ChmodSpec } from './chmod.js';
 import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignore.js';
 import { expandGlob, hasGlob } from './glob.js';
@@ -68,8 +67,6 @@ export interface CopySpec {
 
 export type SetOwner = (path: string, owner: CopyOwner) => Promise<void>;
 
-const execFileP = promisify(execFile);
-
 const lchownOwner: SetOwner = (path, owner) => lchown(path, owner.uid, owner.gid);
 
 export class CopyError extends Error {}
@@ -100,22 +97,19 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
       matched.push({ rel: cleaned.slice(1), pattern: src });
     }
   }
-  const count = matched.length + spec.inline.length;
   // Only empty wildcards: BuildKit copies nothing, not even the destination directory.
-  if (count === 0 && spec.sources.length > 0) return;
-  // A wildcard that matches one file behaves like that file named directly
-  // (Docker: the destination is a file unless it ends in / or is a directory).
-  const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.') || count > 1;
-  if (count > 1 && !(spec.dest.endsWith('/') || spec.dest.endsWith('/.'))) {
-    throw new CopyError('when using COPY with more than one source file, the destination must be a directory and end with a /');
-  }
+  if (matched.length + spec.inline.length === 0 && spec.sources.length > 0) return;
+  // The destination is a directory when it ends in / (or /.) or already is one;
+  // otherwise each source is copied onto it in turn, the last one winning, as
+  // BuildKit does (it copies sources one by one and never refuses several).
+  const destIsDir = spec.dest.endsWith('/') || spec.dest.endsWith('/.');
   const destPath = await resolveInRoot(targetRoot, spec.dest);
-  const destExistsAsDir = await lstat(destPath).then((s) => s.isDirectory(), () => false);
-  const intoDir = destIsDir || destExistsAsDir;
-  if (intoDir) await mkdirOwned(targetRoot, spec.dest, spec.owner, spec.setOwner);
+  const isDirNow = () => lstat(destPath).then((s) => s.isDirectory(), () => false);
+  if (destIsDir || (await isDirNow())) await mkdirOwned(targetRoot, spec.dest, spec.owner, spec.setOwner);
   else await mkdirOwned(targetRoot, posix.dirname(posix.normalize(spec.dest)), spec.owner, spec.setOwner);
 
   for (const file of spec.inline) {
+    const intoDir = destIsDir || (await isDirNow());
     const target = intoDir ? posix.join(spec.dest, file.name) : spec.dest;
     const path = await resolveInRoot(targetRoot, target);
     await rm(path, { recursive: true, force: true });
@@ -144,6 +138,7 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     } else if (st.isFile() && spec.unpackArchives && (await unpackIfArchive(targetRoot, source, spec, warn))) {
       // An archive source of ADD: its entries were unpacked into the destination directory.
     } else {
+      const intoDir = destIsDir || (await isDirNow());
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
       await copyEntry(source, targetRoot, target, spec, warn, [], links);
     }
@@ -431,7 +426,7 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
     await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else if (st.isFIFO()) {
     // Recreated, never opened (an open waits for a writer forever), as Docker does.
-    await execFileP('mkfifo', ['-m', '600', '--', path]);
+    await makeFifo(path);
     await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
   } else {
     // Docker skips sockets too; device nodes cannot be made in a user namespace (the runtime provides /dev).

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { resolveInRoot } from './secure-path.js';
 
@@ -102,5 +102,7 @@ export async function expandGlob(root: string, pattern: string): Promise<string[
     }
     current = next;
   }
-  return current;
+  // Literal segments after a wildcard were not looked up: only paths that exist match (Go's filepath.Glob).
+  const exists = await Promise.all(current.map((rel) => resolveInRoot(root, rel).then((p) => lstat(p).then(() => true, () => false))));
+  return current.filter((_, i) => exists[i]);
 }

@@ -248,12 +248,21 @@ describe('extractArchive', () => {
     expect(await readFile(join(root, 'dst/a'), 'utf8')).toBe('a');
   });
 
-  test('a directory entry over a symlink to a directory keeps the link (usr-merge)', async () => {
+  test('a directory entry replaces a symlink at its path, one to a directory too (BuildKit: moby archive.Untar)', async () => {
     await mkdir(join(root, 'usr/lib'), { recursive: true });
     await symlink('usr/lib', join(root, 'lib'));
     await extractRaw([{ path: 'lib/', type: 'Directory', mode: 0o755 }, { path: 'lib/libx.so', body: 'so' }]);
-    expect(await readlink(join(root, 'lib'))).toBe('usr/lib');
-    expect(await readFile(join(root, 'usr/lib/libx.so'), 'utf8')).toBe('so');
+    expect((await lstat(join(root, 'lib'))).isDirectory()).toBe(true);
+    expect(await readFile(join(root, 'lib/libx.so'), 'utf8')).toBe('so');
+    expect(await exists(join(root, 'usr/lib/libx.so'))).toBe(false);
+  });
+
+  test('a file entry below a symlinked directory with no entry of its own goes through the link, inside the root', async () => {
+    await mkdir(join(root, 'usr/lib'), { recursive: true });
+    await symlink('/usr/lib', join(root, 'lib'));
+    await extractRaw([{ path: 'lib/liby.so', body: 'y' }]);
+    expect(await readlink(join(root, 'lib'))).toBe('/usr/lib');
+    expect(await readFile(join(root, 'usr/lib/liby.so'), 'utf8')).toBe('y');
   });
 
   test('a file replaces a directory and a directory replaces a file', async () => {
@@ -264,19 +273,21 @@ describe('extractArchive', () => {
     expect((await lstat(join(root, 'was-file'))).isDirectory()).toBe(true);
   });
 
-  test('device nodes and FIFOs are skipped with a warning', async () => {
+  test('device nodes are skipped with a warning; FIFOs are made with their mode (BuildKit extracts them)', async () => {
     await extractRaw([
       { path: 'dev/null', type: 'CharacterDevice', devmaj: 1, devmin: 3 },
       { path: 'dev/sda', type: 'BlockDevice', devmaj: 8, devmin: 0 },
-      { path: 'fifo', type: 'FIFO' },
+      { path: 'fifo', type: 'FIFO', mode: 0o640 },
       { path: 'ok', body: 'ok' },
     ]);
     expect(await exists(join(root, 'dev/null'))).toBe(false);
     expect(await exists(join(root, 'dev/sda'))).toBe(false);
-    expect(await exists(join(root, 'fifo'))).toBe(false);
+    const fifo = await lstat(join(root, 'fifo'));
+    expect(fifo.isFIFO()).toBe(true);
+    expect(fifo.mode & 0o7777).toBe(0o640);
     expect(await readFile(join(root, 'ok'), 'utf8')).toBe('ok');
     expect(warnings.join('\n')).toMatch(/dev\/null.*device/);
-    expect(warnings).toHaveLength(3);
+    expect(warnings).toHaveLength(2);
   });
 
   test('a large file streams through intact', async () => {

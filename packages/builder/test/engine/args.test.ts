@@ -69,7 +69,9 @@ describe('ARGs inside a stage', () => {
 describe('proxy arguments', () => {
   test('reach RUN without an ARG line and are never reported unused', () => {
     const s = scope('FROM busybox\n', { HTTP_PROXY: 'http://proxy:3128', no_proxy: 'localhost', OTHER: '1' });
-    expect(s.proxyEnv()).toEqual({ HTTP_PROXY: 'http://proxy:3128', no_proxy: 'localhost' });
+    // Both spellings, as BuildKit's exec op sets them; any letter case is recognised.
+    expect(s.proxyEnv()).toEqual({ HTTP_PROXY: 'http://proxy:3128', http_proxy: 'http://proxy:3128', NO_PROXY: 'localhost', no_proxy: 'localhost' });
     expect(s.unused()).toEqual(['OTHER']);
+    expect(scope('FROM busybox\n', { Https_Proxy: 'h' }).proxyEnv()).toEqual({ HTTPS_PROXY: 'h', https_proxy: 'h' });
   });
 });

@@ -143,7 +143,8 @@ describe('loadDockerignore', () => {
     await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/\.dockerignore is a FIFO, not a regular file/);
     await rm(join(base, '.dockerignore'));
     await symlink('/dev/zero', join(base, '.dockerignore'));
-    await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/is a device, not a regular file/);
+    // Refused before it is opened: it leads out of the context.
+    await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toThrow(/\.dockerignore is a symbolic link that leads out of/);
     await rm(join(base, '.dockerignore'));
     await writeFile(join(base, '.dockerignore'), '#'.repeat(4 * 1024 * 1024 + 1));
     await expect(loadDockerignore(base, join(base, 'Dockerfile'))).rejects.toBeInstanceOf(IgnorePatternError);
