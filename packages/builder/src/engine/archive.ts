@@ -13,7 +13,7 @@ import { resolveInRoot, resolveParentInRoot } from './secure-path.js';
  * The local-archive half of Dockerfile `ADD`.
  *
  * Dockerfile reference (ADD): a local tar archive in a recognised compression
- * format (identity, gzip, bzip2 or xz) is unpacked as a directory, with the
+ * format (identity, gzip, bzip2, xz or zstd, as Docker's DecompressStream) is unpacked as a directory, with the
  * behaviour of `tar -x`: the result is the union of what was at the
  * destination and the archive, conflicts resolved entry by entry in favour of
  * the archive. Whether a file is an archive is decided by its content only.
@@ -53,7 +53,7 @@ import { resolveInRoot, resolveParentInRoot } from './secure-path.js';
  * so an archive cannot chmod/chown a file of the image through a link.
  */
 
-export type ArchiveFormat = 'tar' | 'gzip' | 'bzip2' | 'xz';
+export type ArchiveFormat = 'tar' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
 export interface ExtractOptions {
   /** `--chown`: replaces the archive's owner on every extracted entry. */
@@ -67,12 +67,13 @@ export class ArchiveError extends Error {}
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
 const BZIP2_MAGIC = Buffer.from('BZh', 'latin1');
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const BLOCK = 512;
 
-const TOOLS = { bzip2: { command: 'bzip2', pkg: 'bzip2' }, xz: { command: 'xz', pkg: 'xz-utils' } } as const;
+const TOOLS = { bzip2: { command: 'bzip2', pkg: 'bzip2' }, xz: { command: 'xz', pkg: 'xz-utils' }, zstd: { command: 'zstd', pkg: 'zstd' } } as const;
 
 /**
- * Magic-byte detection. For 'gzip'/'bzip2'/'xz' the decompressed stream must
+ * Magic-byte detection. For 'gzip'/'bzip2'/'xz'/'zstd' the decompressed stream must
  * also begin with a tar header (valid checksum), so a plain .gz of a non-tar
  * file is not an archive. Returns undefined when not an archive, including
  * when `path` is not a regular file (the caller passes an already resolved
@@ -85,7 +86,8 @@ export async function detectArchive(path: string): Promise<ArchiveFormat | undef
   const format: ArchiveFormat = head.subarray(0, 3).equals(GZIP_MAGIC) ? 'gzip'
     : head.subarray(0, 3).equals(BZIP2_MAGIC) ? 'bzip2'
       : head.subarray(0, 6).equals(XZ_MAGIC) ? 'xz'
-        : 'tar';
+        : head.subarray(0, 4).equals(ZSTD_MAGIC) ? 'zstd'
+          : 'tar';
   if (format === 'tar') return isTarHeader(head) ? 'tar' : undefined;
   const stream = await openDecompressed(path, format);
   let block: Buffer | undefined;

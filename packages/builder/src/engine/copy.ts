@@ -8,6 +8,7 @@ import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignor
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
 import { crashPoint } from '@stowage/registry-client';
+import { hasXattrTools, readXattrsRecursive, setXattr } from '@stowage/snapshotter';
 
 export interface CopyOwner { uid: number; gid: number }
 
@@ -118,8 +119,6 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
   }
 
   for (const { rel, pattern } of matched) {
-    // Files of one source that share an inode are linked again at the destination, as BuildKit's copier does.
-    const links: Links = new Map();
     const source = spec.sourceKind === 'rootfs'
       ? await resolveInRoot(spec.sourceRoot, rel)
       : await resolveInContext(spec.sourceRoot, rel);
@@ -129,6 +128,7 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     // What .dockerignore leaves out is not in the context: neither the path as written nor where its links lead.
     const realRel = posix.relative(spec.sourceRoot, source);
     if (ignore && (!(await contextHas(ignore, spec.sourceRoot, rel)) || !(await contextHas(ignore, spec.sourceRoot, realRel)))) throw notFound();
+    const links = await sourceWalk(source);
     if (st.isDirectory()) {
       // A directory source copies its contents, never the directory itself.
       const filters: Filter[] = [];
@@ -145,8 +145,35 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
   }
 }
 
-/** A source file's device:inode → where its first copy went, for files with more than one link. */
-type Links = Map<string, string>;
+/**
+ * What one source's copy carries along its walk: where the first copy of a
+ * multiply-linked inode went (files of one source that share an inode are
+ * linked again, as BuildKit's copier does), and the source's xattrs (copied
+ * too, as BuildKit's copier does; read with one getfattr for the whole source).
+ */
+interface Links {
+  inodes: Map<string, string>;
+  xattrs: Map<string, Map<string, Buffer>>;
+}
+
+async function sourceWalk(source: string): Promise<Links> {
+  const xattrs = (await hasXattrTools()) ? await readXattrsRecursive(source).catch(() => new Map<string, Map<string, Buffer>>()) : new Map<string, Map<string, Buffer>>();
+  return { inodes: new Map(), xattrs };
+}
+
+/**
+ * Copies the source's xattrs to `path`, except overlayfs's own bookkeeping.
+ * One the kernel refuses here (trusted.*, needing privilege outside the build's
+ * namespace) is skipped, as BuildKit's copier skips it with a log line.
+ */
+async function copyXattrs(links: Links, source: string, path: string, warn: (msg: string) => void): Promise<void> {
+  const attrs = links.xattrs.get(source);
+  if (!attrs) return;
+  for (const [name, value] of attrs) {
+    if (/^(trusted|user)\.overlay\./.test(name)) continue;
+    await setXattr(path, name, value).catch((err: Error) => warn(`xattr ${name} of ${path} not copied: ${err.message.split('\n')[0]}`));
+  }
+}
 
 /**
  * COPY --parents, as BuildKit's Dockerfile frontend lowers it: each source
@@ -184,14 +211,14 @@ async function copyParents(targetRoot: string, spec: CopySpec, ignore: IgnoreMat
       const st = await lstat(pivot).catch(() => undefined);
       if (!st) continue;
       if (!st.isDirectory()) {
-        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, [], new Map());
+        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, [], await sourceWalk(pivot));
         continue;
       }
       const filters: Filter[] = [];
       if (ignore) filters.push(filterAt(ignore, 'exclude', posix.relative(spec.sourceRoot, pivot)));
       if (include) filters.push({ matcher: include, mode: 'include', rel: '' });
       if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
-      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters, links: new Map() });
+      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters, links: await sourceWalk(pivot) });
     }
   }
 }
@@ -391,6 +418,7 @@ async function copyTree(
     return true;
   }
   await applyMeta(dirPath, spec, entryOwner(spec, sourceDir, st), st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false, true);
+  await copyXattrs(opts.links, sourceDir, dirPath, warn);
   return true;
 }
 
@@ -410,13 +438,13 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
   if (existing) await rm(path, { recursive: true, force: true });
   const owner = entryOwner(spec, source, st);
   const inode = st.nlink > 1 && !st.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
-  const firstCopy = inode !== undefined ? links.get(inode) : undefined;
+  const firstCopy = inode !== undefined ? links.inodes.get(inode) : undefined;
   if (firstCopy !== undefined && (await lstat(firstCopy).then(() => true, () => false))) {
     // Same inode as a file already copied: a hard link, whose metadata is already set.
     await link(firstCopy, path);
     return;
   }
-  if (inode !== undefined) links.set(inode, path);
+  if (inode !== undefined) links.inodes.set(inode, path);
   if (st.isSymbolicLink()) {
     await symlink(await readlink(source), path);
     await applyMeta(path, spec, owner, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
@@ -424,6 +452,8 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
     await copyFile(source, path, constants.COPYFILE_FICLONE);
     crashPoint('copy:file');
     await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
+    // After chown, which clears security.capability.
+    await copyXattrs(links, source, path, warn);
   } else if (st.isFIFO()) {
     // Recreated, never opened (an open waits for a writer forever), as Docker does.
     await makeFifo(path);

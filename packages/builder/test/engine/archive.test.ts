@@ -41,7 +41,7 @@ async function tarOf(dir: string, out: string): Promise<string> {
 
 /** Compresses `file` with the Debian CLI; the result keeps no telling extension. */
 function compress(file: string, format: ArchiveFormat, out: string): string {
-  const tool = { gzip: 'gzip -c', bzip2: 'bzip2 -c', xz: 'xz -c', tar: 'cat' }[format];
+  const tool = { gzip: 'gzip -c', bzip2: 'bzip2 -c', xz: 'xz -c', zstd: 'zstd -q -c', tar: 'cat' }[format];
   execFileSync('sh', ['-c', `${tool} < "$1" > "$2"`, 'sh', file, out]);
   return out;
 }
@@ -75,7 +75,7 @@ async function extractRaw(entries: RawEntry[], dest = root): Promise<void> {
 }
 
 describe('detectArchive', () => {
-  const formats: ArchiveFormat[] = ['tar', 'gzip', 'bzip2', 'xz'];
+  const formats: ArchiveFormat[] = ['tar', 'gzip', 'bzip2', 'xz', 'zstd'];
 
   test.each(formats)('%s is detected by content, whatever the name', async (format) => {
     await writeFile(join(src, 'hello'), 'hi');
@@ -84,7 +84,7 @@ describe('detectArchive', () => {
     expect(await detectArchive(file)).toBe(format);
   });
 
-  test.each(['gzip', 'bzip2', 'xz'] as ArchiveFormat[])('a %s of a file that is not a tar is not an archive', async (format) => {
+  test.each(['gzip', 'bzip2', 'xz', 'zstd'] as ArchiveFormat[])('a %s of a file that is not a tar is not an archive', async (format) => {
     const text = join(base, 'notes.tar');
     await writeFile(text, 'just some text\n'.repeat(100));
     expect(await detectArchive(compress(text, format, join(base, 'notes.tar.gz')))).toBeUndefined();
@@ -140,7 +140,7 @@ describe('detectArchive', () => {
 });
 
 describe('extractArchive', () => {
-  test.each(['tar', 'gzip', 'bzip2', 'xz'] as ArchiveFormat[])('%s: nested directories merge into an existing destination, files are overwritten', async (format) => {
+  test.each(['tar', 'gzip', 'bzip2', 'xz', 'zstd'] as ArchiveFormat[])('%s: nested directories merge into an existing destination, files are overwritten', async (format) => {
     await mkdir(join(src, 'etc/app/conf.d'), { recursive: true });
     await writeFile(join(src, 'etc/app/main.conf'), 'new main');
     await writeFile(join(src, 'etc/app/conf.d/10.conf'), 'ten');

@@ -371,3 +371,20 @@ describe('COPY --from owners and hard links (BuildKit answers, moby#38599)', () 
     expect((await lstat(join(root, 'two/a'))).ino).not.toBe((await lstat(join(root, 'two/b'))).ino);
   });
 });
+
+describe('xattrs are copied with the files (BuildKit\'s copier keeps them)', () => {
+  test('user.* xattrs of a file and of a nested directory reach the destination', async () => {
+    const { execFileSync } = await import('node:child_process');
+    await put(ctx, 'd/sub/f', 'x');
+    await put(ctx, 'top', 't');
+    // A filesystem without user xattrs fails here, loudly: the test would prove nothing there.
+    execFileSync('setfattr', ['-n', 'user.color', '-v', 'blue', join(ctx, 'top')]);
+    execFileSync('setfattr', ['-n', 'user.inner', '-v', '1', join(ctx, 'd/sub/f')]);
+    execFileSync('setfattr', ['-n', 'user.dir', '-v', 'yes', join(ctx, 'd/sub')]);
+    await copyInto(root, spec(['top', 'd'], '/out/'), warn);
+    const get = (p: string, n: string) => execFileSync('getfattr', ['--only-values', '-n', n, join(root, p)], { encoding: 'utf8' });
+    expect(get('out/top', 'user.color')).toBe('blue');
+    expect(get('out/sub/f', 'user.inner')).toBe('1');
+    expect(get('out/sub', 'user.dir')).toBe('yes');
+  });
+});
