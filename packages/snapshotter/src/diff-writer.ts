@@ -65,7 +65,8 @@ function xattrKeyword(name: string): string {
 
 const zeroPad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512);
 
-function encodeHeader(e: LayerEntry): Buffer[] {
+/** The tar header blocks of one entry (a PAX header first when a field overflows or xattrs are set). Also the root-filesystem tar's. */
+export function encodeHeader(e: LayerEntry): Buffer[] {
   const name = e.type === 'Directory' ? `${e.path}/` : e.path;
   const h = new Header({
     path: name,

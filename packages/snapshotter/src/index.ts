@@ -106,7 +106,7 @@ export { findExecutable } from './which.js';
 export { diskUsage } from './native.js';
 export { hasXattrTools, readXattrsRecursive, setXattr } from './xattr.js';
 export type { DiffOptions } from './diff.js';
-export type { LayerDigests } from './diff-writer.js';
+export { encodeHeader as tarHeaderBlocks, type LayerDigests, type LayerEntry } from './diff-writer.js';
 export { gzipMembers, defaultGzipConcurrency, GZIP_BLOCK_SIZE, GZIP_PARALLEL_THRESHOLD, type GzipMemberOptions } from './gzip-members.js';
 export type { SnapshotterBackend } from './types.js';
 export {

@@ -139,6 +139,25 @@ describe('root filesystem outputs', () => {
     expect(await readFile(join(x, 'bin/x'), 'utf8')).toBe('#!/bin/sh\n');
   });
 
+  test('type=tar: xattrs of the tree are PAX records, as in the layers and BuildKit\'s tar export', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const treeDir = await mkdtemp(join(dir, 'tree-'));
+    const tree = await applyImageLayers(store, layers, treeDir, false);
+    // A filesystem without user xattrs fails here, loudly.
+    execFileSync('setfattr', ['-n', 'user.color', '-v', 'blue', join(treeDir, 'etc/b')]);
+    execFileSync('setfattr', ['-n', 'user.dir', '-v', 'yes', join(treeDir, 'etc')]);
+    const dest = join(dir, 'xattrs.tar');
+    const out = await prepareRootfsTar(tree, dest);
+    await out.commit();
+    // Read back by GNU tar, which understands SCHILY.xattr records.
+    const x = await mkdtemp(join(dir, 'xattrs-'));
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-C', x, '-xf', dest]);
+    const get = (p: string) => execFileSync('getfattr', ['-d', '--absolute-names', join(x, p)], { encoding: 'utf8' });
+    expect(get('etc/b')).toContain('user.color="blue"');
+    expect(get('etc')).toContain('user.dir="yes"');
+    expect(get('etc/c')).not.toContain('user.');
+  });
+
   test('commitAll: a failing commit reverts the committed outputs and aborts the rest', async () => {
     const a = await prepareSmallFile(join(dir, 'one'), 'x', '1');
     const bad: PendingOutput = { dest: join(dir, 'two'), kind: 'x', commit: () => Promise.reject(new Error('boom')), abort: async () => undefined, revert: async () => undefined };
