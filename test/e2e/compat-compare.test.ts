@@ -190,6 +190,14 @@ describe('compat harness: listed differences', () => {
     expect(r.stale).toEqual([{ path: 'config.Env', why: 'compat.md#harness-self-test' }]);
   });
 
+  test('an unstable listing may or may not differ: never stale', () => {
+    const l = [{ path: '/etc/shadow', why: 'compat.md#harness-self-test', unstable: true }];
+    expect(applyListing([], l, anchors)).toEqual({ unlisted: [], stale: [], badWhy: [] });
+    const ds = [d('/etc/shadow')];
+    expect(applyListing(ds, l, anchors).unlisted).toEqual([]);
+    expect(ds[0]!.listed).toBe('compat.md#harness-self-test');
+  });
+
   test('a listing must name an anchor docs/compat.md has', () => {
     const r = applyListing([d('/a'), d('/b')], [{ path: '/a', why: 'compat.md#nope' }, { path: 'b', why: 'see the docs' }], anchors);
     expect(r.badWhy.map((b) => b.problem)).toEqual([expect.stringMatching(/no heading with the anchor #nope/), expect.stringMatching(/must be "compat.md#anchor"/)]);

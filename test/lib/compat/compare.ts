@@ -16,6 +16,12 @@ export interface Difference {
 export interface Listing {
   path: string;
   why: string;
+  /**
+   * The path may or may not differ from one run to the next (content that depends on the
+   * date or on chance, e.g. /etc/shadow's day of the last password change, which differs
+   * when BuildKit's cached result is from another day): never reported as stale.
+   */
+  unstable?: boolean;
 }
 
 export const UNSET = '(unset)';
@@ -99,7 +105,7 @@ function covers(listing: string, path: string): boolean {
 export interface ListingCheck {
   /** Differences no listing covers. */
   unlisted: Difference[];
-  /** Listings that cover no difference: "stale listing". */
+  /** Listings that cover no difference (unstable ones excepted): "stale listing". */
   stale: Listing[];
   /** Listings whose `why` is malformed or names an anchor docs/compat.md lacks. */
   badWhy: { listing: Listing; problem: string }[];
@@ -132,7 +138,7 @@ export function applyListing(diffs: Difference[], listings: Listing[], anchors: 
   }
   return {
     unlisted: diffs.filter((d) => d.listed === undefined),
-    stale: norm.filter((_, i) => !used.has(i)).map((n) => n.l),
+    stale: norm.filter((n, i) => !used.has(i) && n.l.unstable !== true).map((n) => n.l),
     badWhy,
   };
 }

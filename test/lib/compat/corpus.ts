@@ -80,6 +80,11 @@ export function loadCase(dir: string): CompatCase {
         else
           spec.differences.forEach((d, i) => {
             if (!d || typeof d.path !== 'string' || typeof d.why !== 'string') problems.push(`case.json: differences[${i}] needs "path" and "why" strings`);
+            else if (d.unstable !== undefined && typeof d.unstable !== 'boolean') problems.push(`case.json: differences[${i}].unstable must be true or false`);
+            else {
+              const extra = Object.keys(d).filter((k) => !['path', 'why', 'unstable'].includes(k));
+              if (extra.length) problems.push(`case.json: differences[${i}]: unknown key ${JSON.stringify(extra[0])}`);
+            }
           });
       }
     } catch (e) {
