@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { testEnv } from '../env.js';
 import { selectCases } from './corpus.js';
 import { report, row, toJson } from './report.js';
-import { pruneCache, runCases, startOracle } from './runner.js';
+import { compatScratchParent, pruneCache, runCases, startOracle } from './runner.js';
 
 const USAGE = `usage: scripts/compat [--only-fast] [--json FILE] [--no-cache] [--keep] [-j N] [CASE...]
   CASE          a case name (test/compat/cases/NAME or test/compat/real-world/NAME) or a case directory;
@@ -12,7 +12,8 @@ const USAGE = `usage: scripts/compat [--only-fast] [--json FILE] [--no-cache] [-
   --only-fast   leave out cases with "slow": true
   --json FILE   also write the results as JSON
   --no-cache    build with BuildKit even when the oracle cache has the case's result (the result is not stored)
-  --keep        keep each case's scratch directory (its path is printed with the case's details)
+  --keep        keep each case's scratch directory (its path is printed with the case's details;
+                in /dev/shm they take memory until removed)
   -j N          cases at once (default 2; each runs both builders at the same time)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -56,7 +57,11 @@ async function main(argv: string[]): Promise<number> {
   const t0 = Date.now();
   const oracle = await startOracle();
   await pruneCache();
-  const header = [`BuildKit oracle: ${oracle.version} (ready in ${oracle.seconds}s)`, `${cases.length} cases, ${concurrency} at a time${cache ? '' : ', no oracle cache'}`, ''];
+  const header = [
+    `BuildKit oracle: ${oracle.version} (ready in ${oracle.seconds}s)`,
+    `${cases.length} cases, ${concurrency} at a time, scratch in ${compatScratchParent()}${cache ? '' : ', no oracle cache'}`,
+    '',
+  ];
   process.stderr.write(`${header.join('\n')}\n`);
   let done = 0;
   const results = await runCases(cases, { concurrency, cache, keep }, (r) => {
