@@ -6,12 +6,13 @@ import { selectCases } from './corpus.js';
 import { report, row, toJson } from './report.js';
 import { compatScratchParent, pruneCache, runCases, startOracle } from './runner.js';
 
-const USAGE = `usage: scripts/compat [--only-fast] [--json FILE] [--no-cache] [--keep] [-j N] [CASE...]
+const USAGE = `usage: scripts/compat [--only-fast] [--json FILE] [--no-cache | --cold] [--keep] [-j N] [CASE...]
   CASE          a case name (test/compat/cases/NAME or test/compat/real-world/NAME) or a case directory;
                 default: every case of both
   --only-fast   leave out cases with "slow": true
   --json FILE   also write the results as JSON
   --no-cache    build with BuildKit even when the oracle cache has the case's result (the result is not stored)
+  --cold        also without BuildKit's own build cache (BuildKit builds everything again)
   --keep        keep each case's scratch directory (its path is printed with the case's details;
                 in /dev/shm they take memory until removed)
   -j N          cases at once (default 2; each runs both builders at the same time)`;
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
   let json: string | undefined;
   let cache = true;
   let keep = false;
+  let cold = false;
   let concurrency = Number(process.env.STOWAGE_COMPAT_JOBS || 2);
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -30,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
     else if (a.startsWith('--json=')) json = a.slice(7);
     else if (a === '--no-cache') cache = false;
     else if (a === '--keep') keep = true;
+    else if (a === '--cold') cold = true;
     else if (a === '-j' || a === '--jobs') concurrency = Number(argv[++i]);
     else if (a === '-h' || a === '--help') {
       console.log(USAGE);
@@ -59,12 +62,12 @@ async function main(argv: string[]): Promise<number> {
   await pruneCache();
   const header = [
     `BuildKit oracle: ${oracle.version} (ready in ${oracle.seconds}s)`,
-    `${cases.length} cases, ${concurrency} at a time, scratch in ${compatScratchParent()}${cache ? '' : ', no oracle cache'}`,
+    `${cases.length} cases, ${concurrency} at a time, scratch in ${compatScratchParent()}${cold ? ', cold BuildKit (no caches)' : cache ? '' : ', no oracle cache'}`,
     '',
   ];
   process.stderr.write(`${header.join('\n')}\n`);
   let done = 0;
-  const results = await runCases(cases, { concurrency, cache, keep }, (r) => {
+  const results = await runCases(cases, { concurrency, cache, keep, cold }, (r) => {
     done++;
     process.stderr.write(`[${done}/${cases.length}] ${row(r)}\n`);
   });

@@ -69,6 +69,8 @@ export interface HarnessOptions {
   concurrency?: number;
   /** Use and fill the oracle cache (default true). */
   cache?: boolean;
+  /** Build with BuildKit from scratch: neither the oracle cache nor BuildKit's own build cache. */
+  cold?: boolean;
   /** Keep each case's scratch directory. */
   keep?: boolean;
   /** Progress lines (one per finished case). */
@@ -316,7 +318,7 @@ function runArgv(config: unknown, args: string[] | undefined): string[] | undefi
   return [...(Array.isArray(ep) ? (ep as string[]) : []), ...args];
 }
 
-async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean): Promise<Built> {
+async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean, cold: boolean): Promise<Built> {
   const key = useCache ? await oracleCacheKey(c, base) : undefined;
   if (key) {
     const hit = await cacheGet(key);
@@ -331,7 +333,7 @@ async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean)
   const tag = `stowage-compat/${c.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-')}:${process.pid}-${Date.now() % 100000}`;
   const t0 = Date.now();
   const r = await run(
-    ['bash', buildkitScript(), 'build', '--file', path.join(base, 'Dockerfile'), ...buildArgsFlags(c), ...(c.spec.run ? ['--tag', tag] : []), path.join(base, 'ctx'), out],
+    ['bash', buildkitScript(), 'build', '--file', path.join(base, 'Dockerfile'), ...buildArgsFlags(c), ...(c.spec.run ? ['--tag', tag] : []), ...(cold ? ['--no-cache'] : []), path.join(base, 'ctx'), out],
     { timeoutMs: buildTimeout(c) },
   );
   const seconds = secs(t0);
@@ -600,7 +602,7 @@ export async function runCase(c: CompatCase, opts: HarnessOptions = {}): Promise
       if (fs.existsSync(path.join(base, f))) await fsp.chown(path.join(base, f), e.uid, e.gid);
     }
 
-    const [bk, st] = await Promise.all([buildWithBuildkit(c, base, opts.cache !== false), buildWithStowage(c, base)]);
+    const [bk, st] = await Promise.all([buildWithBuildkit(c, base, opts.cache !== false && !opts.cold, opts.cold === true), buildWithStowage(c, base)]);
     result.buildkit = bk.side;
     result.stowage = st.side;
 
