@@ -11,7 +11,7 @@ const USAGE = `usage: scripts/compat [--only-fast] [--json FILE] [--no-cache | -
                 default: every case of both
   --only-fast   leave out cases with "slow": true
   --json FILE   also write the results as JSON
-  --no-cache    build with BuildKit even when the oracle cache has the case's result (the result is not stored)
+  --no-cache    build with BuildKit even when the oracle cache has the case's result (the new result replaces it)
   --cold        also without BuildKit's own build cache (BuildKit builds everything again)
   --keep        keep each case's scratch directory (its path is printed with the case's details;
                 in /dev/shm they take memory until removed)

@@ -67,7 +67,7 @@ export interface CaseResult {
 export interface HarnessOptions {
   /** Cases built at once (each runs both builders concurrently). Default 2. */
   concurrency?: number;
-  /** Use and fill the oracle cache (default true). */
+  /** Take BuildKit's result from the oracle cache when it has one (default true); fresh results are always stored. */
   cache?: boolean;
   /** Build with BuildKit from scratch: neither the oracle cache nor BuildKit's own build cache. */
   cold?: boolean;
@@ -318,9 +318,10 @@ function runArgv(config: unknown, args: string[] | undefined): string[] | undefi
   return [...(Array.isArray(ep) ? (ep as string[]) : []), ...args];
 }
 
-async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean, cold: boolean): Promise<Built> {
-  const key = useCache ? await oracleCacheKey(c, base) : undefined;
-  if (key) {
+/** BuildKit's side; READCACHE: take the oracle cache's result if it has one (a fresh result is always stored). */
+async function buildWithBuildkit(c: CompatCase, base: string, readCache: boolean, cold: boolean): Promise<Built> {
+  const key = await oracleCacheKey(c, base);
+  if (readCache) {
     const hit = await cacheGet(key);
     if (hit) {
       const side: SideResult = { ok: hit.meta.ok, seconds: hit.meta.seconds, cached: true };
@@ -341,7 +342,7 @@ async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean,
     if (/dockerd is not running|not installed/.test(r.stderr)) throw new Error(`the BuildKit oracle is not available: ${tail(r.stderr, 5)}`);
     const log = fs.existsSync(path.join(out, 'build.log')) ? await fsp.readFile(path.join(out, 'build.log'), 'utf8') : r.stderr;
     const side: SideResult = { ok: false, seconds, error: tail(log + (r.timedOut ? '\n(timed out)' : '')) };
-    if (key) await cachePut(key, { ok: false, seconds, error: side.error! }, undefined, path.join(out, 'build.log'));
+    await cachePut(key, { ok: false, seconds, error: side.error! }, undefined, path.join(out, 'build.log'));
     return { side };
   }
   const index = await indexRootfs(path.join(out, 'rootfs.tar'));
@@ -357,11 +358,9 @@ async function buildWithBuildkit(c: CompatCase, base: string, useCache: boolean,
       await docker(['image', 'rm', tag]).catch(() => undefined);
     }
   }
-  if (key) {
-    const meta: CachedOracle = { ok: true, seconds, config };
-    if (side.run) meta.run = side.run;
-    await cachePut(key, meta, index, path.join(out, 'build.log'));
-  }
+  const meta: CachedOracle = { ok: true, seconds, config };
+  if (side.run) meta.run = side.run;
+  await cachePut(key, meta, index, path.join(out, 'build.log'));
   return { side, index, config };
 }
 
