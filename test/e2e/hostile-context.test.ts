@@ -257,7 +257,8 @@ describe('a hostile .dockerignore', () => {
       await fs.lchown(other.path('zero.Dockerfile.dockerignore'), testEnv().uid, testEnv().gid);
       const zero = await build('zero', 'FROM busybox\nCOPY data.txt /d\n', other);
       expect(zero.r.code).not.toBe(0);
-      expect(zero.r.stderr).toContain('is a device, not a regular file');
+      // Refused before it is opened: the link leads out of the context.
+      expect(zero.r.stderr).toContain(`error: .dockerignore: ${other.path('zero.Dockerfile.dockerignore')} is a symbolic link that leads out of`);
     } finally {
       await other.rm();
     }

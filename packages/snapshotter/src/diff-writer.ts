@@ -10,6 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { Header } from 'tar';
 import { crashPoint } from './crash-point.js';
 import { SnapshotError } from './errors.js';
@@ -168,12 +169,16 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, dest: strin
   const digestHash = createHash('sha256');
   const compressedTap = new HashTap(digestHash);
   const counter = { n: 0 };
+  // Opened before the first entry is read, so the file is there from the start
+  // (a crash mid-diff always leaves it in ingest/ for recovery to find).
+  const out = createWriteStream(dest, { mode: 0o644 });
+  await once(out, 'open');
   await pipeline(
     Readable.from(tarStream(entries, counter)),
     new HashTap(diffHash),
     gzipMembers(gzip),
     compressedTap,
-    createWriteStream(dest, { mode: 0o644 }),
+    out,
   );
   return {
     diffID: `sha256:${diffHash.digest('hex')}`,
