@@ -23,8 +23,8 @@ describe('started as root', () => {
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
     const img = await unpackOciTar(work.path('root.tar'), path.join(work.base, 'layout'));
     const uidmap = img.layers[0]!.entries.find((entry) => entry.path === 'uidmap')!;
-    // COPY resets ownership to 0:0, as Docker does.
-    expect([uidmap.uid, uidmap.gid]).toEqual([0, 0]);
+    // COPY --from keeps the owner the file has in the stage, as BuildKit does (moby#38599).
+    expect([uidmap.uid, uidmap.gid]).toEqual([1000, 1000]);
     const out = await runImage(work.path('root.tar'), { args: ['/bin/busybox', 'cat', '/uidmap'] });
     expect(out.stdout.trim().split(/\s+/)).toEqual(['0', '0', '65536']);
   }, T);
