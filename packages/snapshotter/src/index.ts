@@ -104,7 +104,7 @@ export { Snapshotter, type OpenOptions, type SnapshotInfo, type Usage } from './
 export { isProcessAlive, processStartTime } from './proc.js';
 export { findExecutable } from './which.js';
 export { diskUsage } from './native.js';
-export { hasXattrTools, readXattrsRecursive, setXattr } from './xattr.js';
+export { hasXattrTools, readXattrsOf, readXattrsRecursive, setXattr } from './xattr.js';
 export type { DiffOptions } from './diff.js';
 export { encodeHeader as tarHeaderBlocks, type LayerDigests, type LayerEntry } from './diff-writer.js';
 export { gzipMembers, defaultGzipConcurrency, GZIP_BLOCK_SIZE, GZIP_PARALLEL_THRESHOLD, type GzipMemberOptions } from './gzip-members.js';

@@ -8,7 +8,7 @@ import { IgnoreMatcher, IgnorePatternError, type MatchInfo } from './dockerignor
 import { expandGlob, hasGlob } from './glob.js';
 import { resolveInRoot } from './secure-path.js';
 import { crashPoint } from '@stowage/registry-client';
-import { hasXattrTools, readXattrsRecursive, setXattr } from '@stowage/snapshotter';
+import { hasXattrTools, readXattrsOf, setXattr } from '@stowage/snapshotter';
 
 export interface CopyOwner { uid: number; gid: number }
 
@@ -128,50 +128,54 @@ export async function copyInto(targetRoot: string, spec: CopySpec, warn: (msg: s
     // What .dockerignore leaves out is not in the context: neither the path as written nor where its links lead.
     const realRel = posix.relative(spec.sourceRoot, source);
     if (ignore && (!(await contextHas(ignore, spec.sourceRoot, rel)) || !(await contextHas(ignore, spec.sourceRoot, realRel)))) throw notFound();
-    const links = await sourceWalk(source);
+    const walk = newWalk();
     if (st.isDirectory()) {
       // A directory source copies its contents, never the directory itself.
       const filters: Filter[] = [];
       if (ignore) filters.push(filterAt(ignore, 'exclude', realRel));
       if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
-      await copyTree(source, targetRoot, spec.dest, spec, warn, { top: true, filters, links });
+      await copyTree(source, targetRoot, spec.dest, spec, warn, { top: true, filters, walk });
     } else if (st.isFile() && spec.unpackArchives && (await unpackIfArchive(targetRoot, source, spec, warn))) {
       // An archive source of ADD: its entries were unpacked into the destination directory.
     } else {
       const intoDir = destIsDir || (await isDirNow());
       const target = intoDir ? posix.join(spec.dest, posix.basename(rel)) : spec.dest;
-      await copyEntry(source, targetRoot, target, spec, warn, [], links);
+      await copyEntry(source, targetRoot, target, spec, warn, [], walk);
     }
+    await finishWalk(walk, warn);
   }
 }
 
 /**
  * What one source's copy carries along its walk: where the first copy of a
  * multiply-linked inode went (files of one source that share an inode are
- * linked again, as BuildKit's copier does), and the source's xattrs (copied
- * too, as BuildKit's copier does; read with one getfattr for the whole source).
+ * linked again, as BuildKit's copier does), and every source → destination
+ * pair, whose xattrs are copied once the walk is done (finishWalk).
  */
-interface Links {
+interface SourceWalk {
   inodes: Map<string, string>;
-  xattrs: Map<string, Map<string, Buffer>>;
+  copied: { source: string; dest: string }[];
 }
 
-async function sourceWalk(source: string): Promise<Links> {
-  const xattrs = (await hasXattrTools()) ? await readXattrsRecursive(source).catch(() => new Map<string, Map<string, Buffer>>()) : new Map<string, Map<string, Buffer>>();
-  return { inodes: new Map(), xattrs };
-}
+const newWalk = (): SourceWalk => ({ inodes: new Map(), copied: [] });
 
 /**
- * Copies the source's xattrs to `path`, except overlayfs's own bookkeeping.
- * One the kernel refuses here (trusted.*, needing privilege outside the build's
- * namespace) is skipped, as BuildKit's copier skips it with a log line.
+ * Copies the xattrs of what the walk copied, as BuildKit's copier does: read
+ * in batches for exactly the copied paths (not a whole tree, which may hold
+ * what .dockerignore leaves out), set after every chown (which clears
+ * security.capability). overlayfs's own are skipped; one the kernel refuses
+ * here (trusted.*, needing privilege outside the build's namespace) is warned
+ * about and skipped, as BuildKit logs and skips it.
  */
-async function copyXattrs(links: Links, source: string, path: string, warn: (msg: string) => void): Promise<void> {
-  const attrs = links.xattrs.get(source);
-  if (!attrs) return;
-  for (const [name, value] of attrs) {
-    if (/^(trusted|user)\.overlay\./.test(name)) continue;
-    await setXattr(path, name, value).catch((err: Error) => warn(`xattr ${name} of ${path} not copied: ${err.message.split('\n')[0]}`));
+async function finishWalk(walk: SourceWalk, warn: (msg: string) => void): Promise<void> {
+  if (walk.copied.length === 0 || !(await hasXattrTools())) return;
+  const attrs = await readXattrsOf(walk.copied.map((c) => c.source)).catch(() => new Map<string, Map<string, Buffer>>());
+  if (attrs.size === 0) return;
+  for (const { source, dest } of walk.copied) {
+    for (const [name, value] of attrs.get(source) ?? []) {
+      if (/^(trusted|user)\.overlay\./.test(name)) continue;
+      await setXattr(dest, name, value).catch((err: Error) => warn(`xattr ${name} of ${dest} not copied: ${err.message.split('\n')[0]}`));
+    }
   }
 }
 
@@ -211,14 +215,18 @@ async function copyParents(targetRoot: string, spec: CopySpec, ignore: IgnoreMat
       const st = await lstat(pivot).catch(() => undefined);
       if (!st) continue;
       if (!st.isDirectory()) {
-        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, [], await sourceWalk(pivot));
+        const walk = newWalk();
+        await copyEntry(pivot, targetRoot, posix.join(spec.dest, posix.basename(pivotRel)), spec, warn, [], walk);
+        await finishWalk(walk, warn);
         continue;
       }
       const filters: Filter[] = [];
       if (ignore) filters.push(filterAt(ignore, 'exclude', posix.relative(spec.sourceRoot, pivot)));
       if (include) filters.push({ matcher: include, mode: 'include', rel: '' });
       if (exclude) filters.push({ matcher: exclude, mode: 'exclude', rel: '' });
-      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters, links: await sourceWalk(pivot) });
+      const walk = newWalk();
+      await copyTree(pivot, targetRoot, spec.dest, spec, warn, { top: true, filters, walk });
+      await finishWalk(walk, warn);
     }
   }
 }
@@ -373,7 +381,7 @@ async function copyTree(
   destDir: string,
   spec: CopySpec,
   warn: (msg: string) => void,
-  opts: { top?: boolean; filters: Filter[]; links: Links; ensureParent?: () => Promise<void>; lazy?: boolean },
+  opts: { top?: boolean; filters: Filter[]; walk: SourceWalk; ensureParent?: () => Promise<void>; lazy?: boolean },
 ): Promise<boolean> {
   const top = opts.top ?? false;
   const st = await lstat(sourceDir);
@@ -403,10 +411,10 @@ async function copyTree(
     });
     if (!keep && !(walk && child.isDirectory())) continue;
     if (child.isDirectory()) {
-      await copyTree(source, targetRoot, posix.join(destDir, name), spec, warn, { filters: childFilters, links: opts.links, ensureParent: ensure, lazy: !keep });
+      await copyTree(source, targetRoot, posix.join(destDir, name), spec, warn, { filters: childFilters, walk: opts.walk, ensureParent: ensure, lazy: !keep });
     } else {
       await ensure();
-      await copyEntry(source, targetRoot, posix.join(destDir, name), spec, warn, childFilters, opts.links);
+      await copyEntry(source, targetRoot, posix.join(destDir, name), spec, warn, childFilters, opts.walk);
     }
   }
   if (!created) return false;
@@ -418,7 +426,7 @@ async function copyTree(
     return true;
   }
   await applyMeta(dirPath, spec, entryOwner(spec, sourceDir, st), st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false, true);
-  await copyXattrs(opts.links, sourceDir, dirPath, warn);
+  opts.walk.copied.push({ source: sourceDir, dest: dirPath });
   return true;
 }
 
@@ -427,10 +435,10 @@ function entryOwner(spec: CopySpec, source: string, st: Stats): CopyOwner {
   return spec.sourceOwner ? spec.sourceOwner(source, st) : spec.owner;
 }
 
-async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void, filters: Filter[], links: Links): Promise<void> {
+async function copyEntry(source: string, targetRoot: string, dest: string, spec: CopySpec, warn: (msg: string) => void, filters: Filter[], walk: SourceWalk): Promise<void> {
   const st = await lstat(source);
   if (st.isDirectory()) {
-    await copyTree(source, targetRoot, dest, spec, warn, { filters, links });
+    await copyTree(source, targetRoot, dest, spec, warn, { filters, walk });
     return;
   }
   const path = await resolveInRoot(targetRoot, dest);
@@ -438,13 +446,13 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
   if (existing) await rm(path, { recursive: true, force: true });
   const owner = entryOwner(spec, source, st);
   const inode = st.nlink > 1 && !st.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
-  const firstCopy = inode !== undefined ? links.inodes.get(inode) : undefined;
+  const firstCopy = inode !== undefined ? walk.inodes.get(inode) : undefined;
   if (firstCopy !== undefined && (await lstat(firstCopy).then(() => true, () => false))) {
     // Same inode as a file already copied: a hard link, whose metadata is already set.
     await link(firstCopy, path);
     return;
   }
-  if (inode !== undefined) links.inodes.set(inode, path);
+  if (inode !== undefined) walk.inodes.set(inode, path);
   if (st.isSymbolicLink()) {
     await symlink(await readlink(source), path);
     await applyMeta(path, spec, owner, 0, st.atimeMs / 1000, st.mtimeMs / 1000, true);
@@ -452,8 +460,7 @@ async function copyEntry(source: string, targetRoot: string, dest: string, spec:
     await copyFile(source, path, constants.COPYFILE_FICLONE);
     crashPoint('copy:file');
     await applyMeta(path, spec, owner, st.mode & 0o7777, st.atimeMs / 1000, st.mtimeMs / 1000, false);
-    // After chown, which clears security.capability.
-    await copyXattrs(links, source, path, warn);
+    walk.copied.push({ source, dest: path });
   } else if (st.isFIFO()) {
     // Recreated, never opened (an open waits for a writer forever), as Docker does.
     await makeFifo(path);
