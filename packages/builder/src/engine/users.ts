@@ -56,14 +56,7 @@ export async function resolveUser(root: string, spec: string): Promise<ResolvedU
     ({ uid, gid, home, name } = entry);
   }
   const groupList = await groups(root);
-  if (groupPart !== undefined && groupPart !== '') {
-    if (isNumeric(groupPart)) gid = Number(groupPart);
-    else {
-      const g = groupList.find((e) => e.name === groupPart);
-      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
-      gid = g.gid;
-    }
-  }
+  if (groupPart !== undefined && groupPart !== '') gid = groupId(groupList, groupPart);
   if (uid === 0 && home === '/') home = '/root';
   const additionalGids = groupPart === undefined && name !== undefined
     ? groupList.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid)
@@ -90,13 +83,14 @@ export async function resolveOwner(root: string, spec: string): Promise<{ uid: n
     if (!entry) throw new Error(`unable to find user ${userPart}: no matching entries in passwd file`);
     ({ uid, gid } = entry);
   }
-  if (groupPart !== undefined && groupPart !== '') {
-    if (isNumeric(groupPart)) gid = Number(groupPart);
-    else {
-      const g = (await groups(root)).find((e) => e.name === groupPart);
-      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
-      gid = g.gid;
-    }
-  }
+  if (groupPart !== undefined && groupPart !== '') gid = groupId(await groups(root), groupPart);
   return { uid, gid };
+}
+
+/** A group given by id or by name (which must be in /etc/group). */
+function groupId(groupList: GroupEntry[], group: string): number {
+  if (isNumeric(group)) return Number(group);
+  const g = groupList.find((e) => e.name === group);
+  if (!g) throw new Error(`unable to find group ${group}: no matching entries in group file`);
+  return g.gid;
 }
