@@ -401,17 +401,27 @@ describe('RUN --network per step', () => {
     await work?.rm();
   }, T);
 
-  test('--network=none cannot reach 127.0.0.1; host, default and no flag can', async () => {
-    ok(await build(work, ['-o', `${work.base}/net.tar`, '.']));
+  test('RUN --network=host needs --allow network.host; then only host reaches 127.0.0.1 (default and no flag are the sandbox network)', async () => {
+    const refused = await build(work, ['-o', `${work.base}/net.tar`, '.']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Dockerfile:3: RUN --network=host is not allowed: .*--allow network\.host/);
+    ok(await build(work, ['--allow', 'network.host', '-o', `${work.base}/net.tar`, '.']));
     const img = await unpack(work, `${work.base}/net.tar`);
     expect(await imageFile(img, 'none')).toBe('unreachable\n');
     expect(await imageFile(img, 'host')).toBe('reached\n');
+    expect(await imageFile(img, 'default')).toBe('unreachable\n');
+    expect(await imageFile(img, 'unset')).toBe('unreachable\n');
+  }, T);
+
+  test('with build --network host, RUN --network=host needs no --allow (nothing is lifted), default reaches 127.0.0.1', async () => {
+    ok(await build(work, ['--network', 'host', '-o', `${work.base}/net-host.tar`, '.']));
+    const img = await unpack(work, `${work.base}/net-host.tar`);
     expect(await imageFile(img, 'default')).toBe('reached\n');
-    expect(await imageFile(img, 'unset')).toBe('reached\n');
+    expect(await imageFile(img, 'host')).toBe('reached\n');
   }, T);
 
   test('with build --network none, RUN --network=default has no network either; host still has', async () => {
-    ok(await build(work, ['--network', 'none', '-o', `${work.base}/net-none.tar`, '.']));
+    ok(await build(work, ['--network', 'none', '--allow', 'network.host', '-o', `${work.base}/net-none.tar`, '.']));
     const img = await unpack(work, `${work.base}/net-none.tar`);
     expect(await imageFile(img, 'default')).toBe('unreachable\n');
     expect(await imageFile(img, 'unset')).toBe('unreachable\n');

@@ -340,13 +340,15 @@ describe('RUN sandbox: escape attempts fail', () => {
     }
   });
 
-  test('--network none: loopback services and abstract sockets of the host are out of reach (the default, host, shares them)', async () => {
-    const r = await build('net.Dockerfile', ['--network', 'none', '--build-arg', `REGISTRY=${e.registry}`]);
-    ok(r);
-    const res = results(r.stderr);
-    expect(one(res, 'loopback')).toBe('unreachable');
-    expect(one(res, 'unix')).toBe('0');
-    const host = await build('net.Dockerfile', ['--build-arg', `REGISTRY=${e.registry}`]);
+  test('the default network and --network none: loopback services and abstract sockets of the host are out of reach (--network host shares them)', async () => {
+    for (const network of ['none', 'default']) {
+      const r = await build('net.Dockerfile', ['--network', network, '--build-arg', `REGISTRY=${e.registry}`]);
+      ok(r);
+      const res = results(r.stderr);
+      expect({ network, loopback: one(res, 'loopback'), unix: one(res, 'unix') }).toEqual({ network, loopback: 'unreachable', unix: '0' });
+      expect(r.stderr).not.toMatch(/warning: RUN steps share/);
+    }
+    const host = await build('net.Dockerfile', ['--network', 'host', '--build-arg', `REGISTRY=${e.registry}`]);
     ok(host);
     expect(one(results(host.stderr), 'loopback')).toBe('reached');
   }, T);

@@ -78,6 +78,24 @@ export class SandboxError extends BuildError {
   }
 }
 
+/** A RUN step's isolated network (its namespace, slirp4netns) could not be set up. */
+export class NetworkSetupError extends BuildError {
+  constructor(message: string) {
+    super('E_NETWORK_SETUP', message);
+  }
+}
+
+/**
+ * The Dockerfile asks for more than the sandbox gives (`RUN --network=host`,
+ * `RUN --security=insecure`) and the command line did not grant it with
+ * `--allow` (buildx's entitlement names): a repository must not lift its own sandbox.
+ */
+export class EntitlementError extends BuildError {
+  constructor(message: string, where?: { file?: string; line?: number }) {
+    super('E_ENTITLEMENT', message, where);
+  }
+}
+
 /** Attach a Dockerfile location to an error thrown by a lower layer, keeping its own code. */
 export function withLocation<E extends Error>(err: E, where: { file?: string; line?: number }): E {
   const target = err as E & { file?: string; line?: number };
@@ -86,4 +104,22 @@ export function withLocation<E extends Error>(err: E, where: { file?: string; li
     target.line = where.line;
   }
   return err;
+}
+
+/** No seccomp profile is defined for the host's CPU architecture, so a RUN step cannot be sandboxed. */
+export class SeccompArchError extends BuildError {
+  constructor(message: string) {
+    super('E_SECCOMP_ARCH', message);
+  }
+}
+
+/**
+ * A step stopped because the build is failing elsewhere: another stage
+ * failed while this stage's RUN was running, and its container was killed.
+ * The build reports the other stage's error, not this one.
+ */
+export class StepCancelledError extends BuildError {
+  constructor(message: string) {
+    super('E_CANCELLED', message);
+  }
 }

@@ -44,7 +44,9 @@ export interface StowageBuildOptions {
   /** `--insecure-registry` hosts (plain HTTP). */
   insecureRegistries?: string[];
   /** `--network` for RUN steps. */
-  network?: 'host' | 'none';
+  network?: 'default' | 'host' | 'none';
+  /** `--allow`: `network.host` (RUN --network=host), `security.insecure` (RUN --security=insecure). */
+  allow?: ('network.host' | 'security.insecure')[];
   snapshotter?: 'auto' | 'overlay' | 'native';
   /** `--no-cache`. */
   noCache?: boolean;
@@ -142,6 +144,7 @@ export function buildArgv(opts: StowageBuildOptions, metadataFile: string): stri
   for (const [registry, hosts] of Object.entries(opts.registryMirrors ?? {})) for (const h of hosts) argv.push('--registry-mirror', `${registry}=${h}`);
   for (const h of opts.insecureRegistries ?? []) argv.push('--insecure-registry', h);
   if (opts.network !== undefined) argv.push('--network', opts.network);
+  for (const e of opts.allow ?? []) argv.push('--allow', e);
   if (opts.snapshotter !== undefined) argv.push('--snapshotter', opts.snapshotter);
   if (opts.noCache) argv.push('--no-cache');
   for (const stage of opts.noCacheFilter ?? []) argv.push('--no-cache-filter', stage);

@@ -5,6 +5,7 @@ import { Progress, type ProgressStep } from '../engine/progress.js';
 import { defaultStateRoot } from '../engine/state-root.js';
 import { noSpaceError } from '../engine/disk-space.js';
 import { InvalidOptionError } from '../errors.js';
+import type { Entitlement } from '../engine/entitlements.js';
 import { BuildError } from '../errors.js';
 import { abortAll, commitAll, prepareSmallFile, removeTemporaries, type PendingOutput } from '../export/atomic.js';
 import { prepareDockerArchive } from '../export/docker-archive.js';
@@ -31,7 +32,9 @@ export interface BuildCommandArgs {
   platform?: string;
   mirrors: string[];
   insecureRegistries: string[];
-  network: 'host' | 'none';
+  network: 'default' | 'host' | 'none';
+  /** `--allow`: entitlements the Dockerfile may use. */
+  allow?: Entitlement[];
   snapshotter: 'auto' | 'overlay' | 'native';
   noCache?: boolean;
   /** `--no-cache-filter`: stages whose steps ignore the cache. */
@@ -163,6 +166,7 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
     insecureRegistries: args.insecureRegistries,
     platform: args.platform,
     network: args.network,
+    allow: args.allow ?? [],
     snapshotter: args.snapshotter,
     noCache: args.noCache ?? false,
     noCacheFilter: args.noCacheFilter ?? [],

@@ -3,7 +3,7 @@
 // so that `stowage --help` loads yargs and this list only.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { exitUnlessInterrupted } from '../interrupt.js';
+import { exitUnlessInterrupted, watchLauncher } from '../interrupt.js';
 import { formatError } from './format-error.js';
 import { PROGRESS_MODES, PROGRESS_HELP } from './progress/select.js';
 import { loginCommand, logoutCommand } from './auth-commands.js';
@@ -68,7 +68,22 @@ async function main(argv: string[]): Promise<number> {
             'variable; also type=env). id defaults to the file\'s base name or the variable\'s name. Values are staged in a tmpfs and never ' +
             'reach a layer, the image config, the build cache or the progress output',
         })
-        .option('network', { choices: ['host', 'none'] as const, default: 'host' as const, describe: 'Network for RUN steps (RUN --network=default uses this)' })
+        .option('network', {
+          choices: ['default', 'host', 'none'] as const,
+          default: 'default' as const,
+          describe: 'Network for RUN steps (RUN --network=default uses this). default: a network namespace of its own, outbound access through ' +
+            'slirp4netns, no access to this machine\'s 127.0.0.1 (without slirp4netns or a usable /dev/net/tun: the host\'s, with a warning); ' +
+            'host: this machine\'s network; none: loopback only',
+        })
+        .option('allow', {
+          type: 'string',
+          array: true,
+          nargs: 1,
+          choices: ['network.host', 'security.insecure'] as const,
+          default: [] as ('network.host' | 'security.insecure')[],
+          describe: 'Let the Dockerfile lift the sandbox (repeatable, buildx\'s entitlements): network.host for RUN --network=host, ' +
+            'security.insecure for RUN --security=insecure (every capability, no seccomp filter)',
+        })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
         .option('no-cache', { type: 'boolean', default: false, describe: 'Run every step; results of earlier builds on this --root are not reused (new results are still recorded)' })
         .option('no-cache-filter', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'Run every step of this stage (name or index) without the build cache (repeatable)' })
@@ -82,7 +97,9 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build --registry-mirror docker.io=127.0.0.1:5000 -o out.tar .', 'Pull Docker Hub images through a local mirror')
         .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN')
         .epilogue('Environment: SOURCE_DATE_EPOCH (seconds) sets every time the build writes (default 1970). STOWAGE_LOCK_TIMEOUT (seconds, default 600): ' +
-          'how long to wait for another build on the same --root that is downloading, unpacking or running the same thing, before doing it too.'),
+          'how long to wait for another build on the same --root that is downloading, unpacking or running the same thing, before doing it too. ' +
+          'STOWAGE_PIDS_LIMIT (default 4096, 0: none): processes a RUN step\'s user may have at once. STOWAGE_TMPFS_SIZE (default a quarter of ' +
+          'the memory, at most 1g): size of a tmpfs without size= (RUN --mount=type=tmpfs, /tmp of an image without one).'),
       (args) =>
         runCommand(args.debug, async () =>
           (await import('./build-command.js')).runBuild({
@@ -96,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
             mirrors: args['registry-mirror'],
             insecureRegistries: args['insecure-registry'],
             network: args.network,
+            allow: args.allow,
             snapshotter: args.snapshotter,
             noCache: args['no-cache'],
             noCacheFilter: args['no-cache-filter'],
@@ -130,6 +148,9 @@ async function main(argv: string[]): Promise<number> {
     .parseAsync();
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
+
+// Re-executed in the build's namespace: stop (and clean up) when the process that started this one is gone.
+watchLauncher();
 
 main(hideBin(process.argv)).then(
   (code) => exitUnlessInterrupted(code),

@@ -11,9 +11,11 @@ import { Snapshotter, applyLayer, applyLayerFile, type ApplyResult, type Snapsho
 import { DownloadFeeds } from './download-feeds.js';
 import { MAX_DOCKERFILE_BYTES, ShellLex, parseInstructions, type Command, type DockerfileInstructions } from '../frontend/index.js';
 import { readBounded } from './bounded-read.js';
-import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, withLocation } from '../errors.js';
+import { BuildError, CopySourceError, StageNotFoundError, InstructionError, InvalidOptionError, NotSupportedError, RunFailedError, StepCancelledError, withLocation } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import type { NetworkMode, RuntimeMount } from '../runtime/spec.js';
+import { isolatedNetworkSupport } from '../runtime/network.js';
+import { insecureStep, requestedNetwork, type BuildNetwork, type Entitlement } from './entitlements.js';
 import { nextChainId } from './chain-id.js';
 import { copyInto, mkdirOwned, CopyError } from './copy.js';
 import { BuildCache, canonicalJson, changedInputs, type CacheRecord, type StepIdentity, type StepTrace } from './cache.js';
@@ -52,7 +54,10 @@ export interface BuildOptions {
   insecureRegistries?: string[];
   /** Target platform, default the host's. */
   platform?: string;
-  network?: NetworkMode;
+  /** `default`: the sandbox network when this user can have one, else the host's with a warning. */
+  network?: 'default' | 'host' | 'none';
+  /** `--allow`: what the Dockerfile may lift of the sandbox. */
+  allow?: Entitlement[];
   snapshotter?: SnapshotterBackend | 'auto';
   /** Files owned by other ids cannot be created (single-id user namespace). */
   ignoreOwnership?: boolean;
@@ -249,7 +254,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
   const engine = new Engine({
     df, plan, file, contextDir, ignore, args, target, state, store, snapshots, registryFor, progress, runMounts, images: new ImageStore(posix.join(state.root, 'images')),
-    network: opts.network ?? 'host', ignoreOwnership: opts.ignoreOwnership ?? false,
+    network: opts.network ?? 'default', allow: opts.allow ?? [], ignoreOwnership: opts.ignoreOwnership ?? false,
     steps: new Semaphore(Math.max(1, opts.parallelism ?? availableParallelism())),
     cache: new BuildCache(posix.join(state.root, 'cache'), state.buildTmp),
     cacheBypass: (stage) => {
@@ -269,7 +274,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     // Let running stages reach their next instruction before their snapshots go away.
     await engine.settle();
     await close().catch(() => undefined);
-    throw noSpaceError(err, state.root);
+    // The first stage's error: a RUN it cancelled elsewhere may reach here first.
+    throw noSpaceError(engine.firstFailure() ?? err, state.root);
   }
 }
 
@@ -320,12 +326,14 @@ interface EngineContext {
   dockerfilePath: string;
   /** SOURCE_DATE_EPOCH, or 0: see sourceDateEpoch(). */
   epoch: number;
-  network: NetworkMode;
+  network: BuildNetwork;
+  allow: readonly Entitlement[];
   ignoreOwnership: boolean;
   runMounts: RunMounts;
 }
 
 class Engine {
+  private sandboxNetwork: Promise<NetworkMode> | undefined;
   private readonly stageRuns = new Map<number, Promise<StageResult>>();
   private readonly imageRuns = new Map<string, Promise<StageResult>>();
   private readonly lex: ShellLex;
@@ -338,10 +346,25 @@ class Engine {
   private stepCounter = 0;
   /** The first error of any stage; set so that concurrent stages stop early. */
   private failure: unknown;
+  /** Aborted with the first failure: a RUN running in another stage has its container killed instead of running to its end. */
+  private readonly cancel = new AbortController();
 
   constructor(private readonly ctx: EngineContext) {
     this.lex = new ShellLex(ctx.df.escapeToken);
     this.heredocLex = new ShellLex('\\', { skipProcessQuotes: true });
+  }
+
+  /** The first error of any stage or pull, which is the build's error; undefined while none failed. */
+  firstFailure(): unknown {
+    return this.failure;
+  }
+
+  /** Records a failure; the first one also stops the RUN steps running in other stages. */
+  private fail(err: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    const where = err instanceof BuildError ? err.location() : undefined;
+    this.cancel.abort(new StepCancelledError(`cancelled: another stage failed${where !== undefined ? ` (${where})` : ''}`));
   }
 
   /** The references of the images pulled so far. */
@@ -402,7 +425,7 @@ class Engine {
       } catch (err) {
         step.fail(err instanceof Error ? err.message : String(err));
         const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line: cmd.range.start }) : err;
-        this.failure ??= located;
+        this.fail(located);
         throw located;
       }
     }
@@ -475,7 +498,7 @@ class Engine {
         if (!run) {
           run = this.ctx.steps.run(() => this.pullImage(src.ref, platform)).catch((err: unknown) => {
             const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
-            this.failure ??= located;
+            this.fail(located);
             throw located;
           });
           this.imageRuns.set(key, run);
@@ -1069,10 +1092,11 @@ class Engine {
   }
 
   private async run(cmd: Extract<Command, { kind: 'RUN' }>, st: StageState, planned: PlannedStage, step: ProgressStep): Promise<void> {
-    if (cmd.flags.security !== undefined && cmd.flags.security !== 'sandbox') throw new NotSupportedError('RUN --security=insecure is not supported');
+    // Checked before the cache is looked at: a cached step must not lift the sandbox either.
+    const insecure = insecureStep(cmd.flags.security, this.ctx.allow);
     // `default` is the build's own network (--network), as in BuildKit.
-    const network = cmd.flags.network === undefined || cmd.flags.network === 'default' ? this.ctx.network : cmd.flags.network;
-    if (network !== 'host' && network !== 'none') throw new InstructionError(`RUN --network=${network} is not supported: use host, none or default`);
+    const requested = requestedNetwork(cmd.flags.network, this.ctx.network, this.ctx.allow);
+    const network: NetworkMode = requested === 'default' ? await this.defaultNetwork() : requested;
     const cfg = containerConfig(st.config);
     const { args, scripts } = await this.runArgs(cmd, st);
     const env = new EnvList(cfg.Env ?? []);
@@ -1095,18 +1119,32 @@ class Engine {
       const code = await runStepWithMounts(mounts, rootfs, {
         // The primary group is a supplementary one too (`id` shows groups=1000(app)), as BuildKit sets it.
         args, env: env.toList(), cwd: cfg.WorkingDir || '/', uid: user.uid, gid: user.gid, additionalGids: [user.gid, ...user.additionalGids],
-      }, { stateDir: this.ctx.state.buildTmp, network, output: (line) => step.log(line), extraMounts: scripts });
+      }, { stateDir: this.ctx.state.buildTmp, network, insecure, output: (line) => step.log(line), extraMounts: scripts, signal: this.cancel.signal });
       if (code !== 0) {
         // Checked before the step's snapshot is released: what it wrote still fills the device.
         const note = await fullRootNote(this.ctx.state.root);
         throw new RunFailedError(`RUN ${cmd.shellForm ? cmd.cmd.join(' ') : JSON.stringify(cmd.cmd)}: process did not complete successfully: exit code ${code}${note}`, code);
       }
     }, {
-      op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network,
+      op: 'run', args, env: env.toList(), user: cfg.User ?? '', cwd: cfg.WorkingDir ?? '', network, ...(insecure ? { security: 'insecure' } : {}),
       scripts: await Promise.all(scripts.map(async (m) => (m.source ? readFile(m.source, 'utf8') : ''))),
       ownership: this.ctx.ignoreOwnership ? 'recorded' : 'chown',
       mounts: mounts.keyInputs.length > 0 ? mounts.keyInputs : undefined,
     }, { contextBinds: mounts.contextBinds }).finally(() => mounts.release());
+  }
+
+  /**
+   * The build's default network: the sandbox (own namespace, slirp4netns)
+   * when this user can have one, else the host's, with a warning once per
+   * build that says why, since steps can then reach the runner's loopback.
+   */
+  private defaultNetwork(): Promise<NetworkMode> {
+    this.sandboxNetwork ??= isolatedNetworkSupport().then((support) => {
+      if (support.usable) return 'sandbox';
+      this.ctx.progress.note(`warning: RUN steps share this machine's network, so they can reach its 127.0.0.1 services: ${support.reason}. --network host or none silences this`);
+      return 'host';
+    });
+    return this.sandboxNetwork;
   }
 
   /**

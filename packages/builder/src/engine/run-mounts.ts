@@ -1,3 +1,4 @@
+import { stepBounds } from '../runtime/bounds.js';
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -267,7 +268,8 @@ export class RunMounts {
           }
           case 'tmpfs': {
             const spec = item.spec;
-            const options = ['nosuid', 'nodev', 'mode=1777', ...(spec.size !== undefined ? [`size=${spec.size}`] : []), ...(spec.readonly ? ['ro'] : [])];
+            // Bounded like /tmp (runtime/bounds.ts): without size= the kernel allows half of the RAM.
+            const options = ['nosuid', 'nodev', 'mode=1777', `size=${spec.size ?? stepBounds().tmpfsBytes}`, ...(spec.readonly ? ['ro'] : [])];
             mounts.push({ destination: spec.target, type: 'tmpfs', source: 'tmpfs', options });
             break;
           }

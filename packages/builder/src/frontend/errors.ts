@@ -12,7 +12,7 @@ export class DockerfileParseError extends Error {
     readonly line: number | undefined,
     readonly file?: string,
   ) {
-    super(message);
+    super(printable(message, MAX_MESSAGE));
     this.name = 'DockerfileParseError';
   }
 
@@ -44,4 +44,30 @@ export class ShellExpansionError extends Error {
     super(message);
     this.name = 'ShellExpansionError';
   }
+}
+
+/** The longest parse error message shown: what it quotes comes from the file, which may be anything. */
+const MAX_MESSAGE = 400;
+/** The longest piece of a Dockerfile line an error quotes. */
+const MAX_EXCERPT = 40;
+
+/**
+ * `text` with control characters escaped (`\x1b`, `\n`…: a file must not
+ * move the cursor of the terminal reading the log, nor forge a log line) and
+ * cut to `max` characters with `…`.
+ */
+export function printable(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]|\n|\t/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escaped.length > max ? `${escaped.slice(0, max - 1)}…` : escaped;
+}
+
+/**
+ * A bounded, printable excerpt of Dockerfile text for an error message. The
+ * file may not be a Dockerfile at all (`-f ~/.docker/config.json`): an error
+ * must not copy a whole line of it (a credential) into a CI log.
+ */
+export function excerpt(text: string): string {
+  return printable(text, MAX_EXCERPT);
 }

@@ -14,7 +14,7 @@ import type {
   Stage,
 } from './commands.js';
 import { parseGoDuration } from './duration.js';
-import { DockerfileParseError } from './errors.js';
+import { DockerfileParseError, excerpt } from './errors.js';
 import { chompHeredocContent, parseHeredocMarker } from './heredoc.js';
 import { parse } from './parser.js';
 
@@ -164,7 +164,7 @@ function dispatch(req: Request): Command | FromResult {
     case 'HEALTHCHECK': return parseHealthcheck(req);
     case 'ONBUILD': return parseOnbuild(req);
   }
-  throw new Error(`unknown instruction: ${req.node.value}${suggestInstruction(req.keyword)}`);
+  throw new Error(`unknown instruction: ${excerpt(req.node.value)}${suggestInstruction(req.keyword)}`);
 }
 
 function atLeastOne(req: Request): void {

@@ -1,12 +1,15 @@
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RuntimeError } from '../errors.js';
-import { onInterrupt } from '../interrupt.js';
+import { interruption, onInterrupt } from '../interrupt.js';
 import { resolveInRoot, resolveParentInRoot } from '../engine/secure-path.js';
 import { assertKernelDirs, assertSafeCwd, plainPathInRoot } from './sandbox.js';
-import { buildRuntimeSpec, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
+import { buildRuntimeSpec, type NetworkFiles, type NetworkMode, type RuntimeMount, type StepProcess } from './spec.js';
+import { startIsolatedNetwork, type IsolatedNetwork } from './network.js';
+import { stepBounds } from './bounds.js';
 import { crashPoint } from '@stowage/registry-client';
 
 const execFileAsync = promisify(execFile);
@@ -25,9 +28,20 @@ export interface RunStepOptions {
    * a step whose config.json carries secret values in its environment.
    */
   privateDir?: string;
+  /** `RUN --security=insecure` (granted with --allow security.insecure): all capabilities, no seccomp filter. */
+  insecure?: boolean;
+  /**
+   * Aborted: the container is killed as on an interrupt, and the step
+   * rejects with the signal's reason instead of resolving with exit 137.
+   * The engine aborts when another stage failed.
+   */
+  signal?: AbortSignal;
 }
 
 let containerCounter = 0;
+
+/** The step's hostname (BuildKit's is `buildkitsandbox`). */
+const HOSTNAME = 'stowage';
 
 /** Destinations runc must create as mount points when the image lacks them (below /dev: in its own tmpfs). */
 function mountPoints(spec: ReturnType<typeof buildRuntimeSpec>): string[] {
@@ -135,48 +149,102 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   await assertKernelDirs(rootfs);
   await assertSafeCwd(rootfs, proc.cwd);
   const tmpfsTmp = !(await lstat(join(rootfs, 'tmp')).then(() => true, () => false));
+  // Set up before anything that needs undoing: a failure here leaves only the bundle to remove.
+  let network: IsolatedNetwork | undefined;
+  let networkFiles: NetworkFiles = {};
+  try {
+    if (opts.network === 'sandbox') {
+      network = await startIsolatedNetwork(bundle, HOSTNAME);
+      networkFiles = { resolvConf: network.resolvConf, hosts: network.hosts };
+    } else if (opts.network === 'host') {
+      networkFiles = { resolvConf: await hostFile('/etc/resolv.conf'), hosts: await hostFile('/etc/hosts') };
+    }
+  } catch (err) {
+    await rm(bundle, { recursive: true, force: true });
+    throw err;
+  }
   const spec = buildRuntimeSpec(rootfs, proc, {
     network: opts.network,
-    hostname: 'stowage',
+    ...(network ? { netnsPath: network.netnsPath } : {}),
+    networkFiles,
+    hostname: HOSTNAME,
     tmpfsTmp,
-    hostFiles: { resolvConf: await hostFile('/etc/resolv.conf'), hosts: await hostFile('/etc/hosts') },
+    ...stepBounds(),
+    insecure: opts.insecure ?? false,
   });
   spec.mounts.push(...(opts.extraMounts ?? []));
   const stubs = await recordMountStubs(rootfs, mountPoints(spec));
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
-  const removeHook = onInterrupt(async () => {
-    await execFileAsync(runc, ['--root', runcRoot, 'kill', id, 'KILL']).catch(() => undefined);
-    await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
-  });
+  let runcProcess: ChildProcess | undefined;
+  let runcExited = false;
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopContainer(runc, runcRoot, id, () => runcExited, () => runcProcess?.kill('SIGKILL')));
+  const removeHook = onInterrupt(stop);
+  const onAbort = () => void stop();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return await new Promise<number>((resolve, reject) => {
+    // A container started once the stop was decided would run on, unseen: the hooks already ran.
+    opts.signal?.throwIfAborted();
+    if (interruption()) throw new RuntimeError('the build was interrupted');
+    const code = await new Promise<number>((resolve, reject) => {
+      // Explicit stdio: the container gets nothing else of this process (see watchLauncher in interrupt.ts).
       const child = spawn(runc, ['--root', runcRoot, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      runcProcess = child;
       // One splitter per stream: a shell writes an error message in pieces (unbuffered stderr),
       // and a stdout line landing between them would be glued to it.
       const out = lineSplitter(opts.output);
       const err = lineSplitter(opts.output);
       child.stdout.on('data', out.push);
       child.stderr.on('data', err.push);
-      child.on('error', (err) => reject(new RuntimeError(`cannot start runc: ${err.message}`)));
+      child.on('error', (err) => {
+        runcExited = true;
+        reject(new RuntimeError(`cannot start runc: ${err.message}`));
+      });
       child.on('spawn', () => crashPoint('run:started'));
+      child.on('exit', () => {
+        runcExited = true;
+      });
       child.on('close', (code, signal) => {
         out.flush();
         err.flush();
         resolve(code ?? (signal ? 128 : 1));
       });
     });
+    // Killed because the build is failing elsewhere: that failure is the story, not this exit 137.
+    opts.signal?.throwIfAborted();
+    return code;
   } finally {
     crashPoint('run:exited');
+    opts.signal?.removeEventListener('abort', onAbort);
     removeHook();
+    await stopping;
     // `runc run` deletes its container when it exits, also on its own errors; a state dir
     // left behind (runc killed) is what needs `delete`. A stat is cheaper than starting runc.
     if (await lstat(join(runcRoot, id)).then(() => true, () => false)) {
       await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
     }
+    await network?.close();
     await rm(bundle, { recursive: true, force: true });
     await removeMountStubs(rootfs, stubs);
   }
+}
+
+/**
+ * Kills container `id` and deletes it. `runc run` creates the container
+ * some milliseconds after it starts, and until then `kill` finds nothing and
+ * the container would start afterwards: so kill again until `runc run` has
+ * exited (it does once its container is dead). After 5 s of that, `runc run`
+ * itself is killed; `delete --force` then also removes a container that was
+ * created but never started.
+ */
+async function stopContainer(runc: string, runcRoot: string, id: string, exited: () => boolean, killRunc: () => void): Promise<void> {
+  for (let i = 0; i < 50 && !exited(); i++) {
+    await execFileAsync(runc, ['--root', runcRoot, 'kill', id, 'KILL']).catch(() => undefined);
+    if (!exited()) await sleep(100);
+  }
+  if (!exited()) killRunc();
+  await execFileAsync(runc, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
 }
 
 /** Splits a byte stream into lines without holding more than the current line. */

@@ -1,3 +1,4 @@
+import { stepBounds } from '../../src/runtime/bounds.js';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,12 +115,12 @@ describe('RunMounts', () => {
     await again.release();
   });
 
-  test('mounts come out parents first; tmpfs options', async () => {
+  test('mounts come out parents first; tmpfs options, a size always (the default when none is given)', async () => {
     const prepared = await mounts.prepare(['type=tmpfs,target=/a/b/c', 'type=tmpfs,target=/a,size=2k,ro'], prep);
     const active = await prepared.activate(() => undefined);
     expect(active.mounts).toEqual([
       { destination: '/a', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=2048', 'ro'] },
-      { destination: '/a/b/c', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+      { destination: '/a/b/c', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${stepBounds().tmpfsBytes}`] },
     ]);
     await active.release();
   });

@@ -2,10 +2,11 @@ import { kernelHasMountSetattr } from '../../src/runtime/sandbox.js';
 import { buildRuntimeSpec, type NetworkMode, type StepProcess } from '../../src/runtime/spec.js';
 
 const root: StepProcess = { args: ['/bin/sh', '-c', 'true'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0 };
-const hostFiles = { resolvConf: '/etc/resolv.conf', hosts: '/etc/hosts' };
+const networkFiles = { resolvConf: '/etc/resolv.conf', hosts: '/etc/hosts' };
+const bounds = { tmpfsBytes: 1 << 30, pidsLimit: 4096 };
 
 function spec(network: NetworkMode, proc: StepProcess = root, tmpfsTmp = false) {
-  return buildRuntimeSpec('/rootfs', proc, { network, hostname: 'buildhost', tmpfsTmp, hostFiles });
+  return buildRuntimeSpec('/rootfs', proc, { network, hostname: 'buildhost', tmpfsTmp, networkFiles, netnsPath: '/proc/42/ns/net', ...bounds });
 }
 
 const dest = (s: ReturnType<typeof spec>, d: string) => s.mounts.filter((m) => m.destination === d);
@@ -40,7 +41,7 @@ describe('buildRuntimeSpec', () => {
   });
 
   test('network host without host files binds nothing', () => {
-    const s = buildRuntimeSpec('/r', root, { network: 'host', hostname: 'h', tmpfsTmp: false, hostFiles: {} });
+    const s = buildRuntimeSpec('/r', root, { network: 'host', hostname: 'h', tmpfsTmp: false, networkFiles: {}, ...bounds });
     expect(dest(s, '/etc/resolv.conf')).toEqual([]);
     expect(dest(s, '/etc/hosts')).toEqual([]);
   });
@@ -55,9 +56,33 @@ describe('buildRuntimeSpec', () => {
     expect(u.process.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [10, 20] });
   });
 
-  test('tmpfs /tmp only when asked', () => {
+  test('network sandbox: joins the prepared namespace, binds the generated resolv.conf and hosts', () => {
+    const s = spec('sandbox');
+    expect(s.linux.namespaces).toContainEqual({ type: 'network', path: '/proc/42/ns/net' });
+    expect(dest(s, '/etc/resolv.conf')).toEqual([expect.objectContaining({ type: 'bind', source: '/etc/resolv.conf' })]);
+    expect(() => buildRuntimeSpec('/r', root, { network: 'sandbox', hostname: 'h', tmpfsTmp: false, networkFiles: {}, ...bounds })).toThrow(/namespace/);
+  });
+
+  test('tmpfs /tmp only when asked, always with a size', () => {
     expect(dest(spec('host'), '/tmp')).toEqual([]);
     expect(dest(spec('host', root, true), '/tmp')).toEqual([expect.objectContaining({ type: 'tmpfs' })]);
+    expect(dest(spec('host', root, true), '/tmp')[0]!.options).toContain(`size=${1 << 30}`);
+    for (const m of spec('host', root, true).mounts.filter((m) => m.type === 'tmpfs')) expect(m.options!.some((o) => o.startsWith('size='))).toBe(true);
+  });
+
+  test('a process limit (RLIMIT_NPROC) unless 0', () => {
+    expect(spec('host').process.rlimits).toEqual([{ type: 'RLIMIT_NPROC', hard: 4096, soft: 4096 }]);
+    expect(buildRuntimeSpec('/r', root, { network: 'host', hostname: 'h', tmpfsTmp: false, networkFiles: {}, tmpfsBytes: 1, pidsLimit: 0 }).process).not.toHaveProperty('rlimits');
+  });
+
+  test('the default seccomp profile, for the step\'s capabilities; insecure: every capability and no filter', () => {
+    expect(spec('host').linux.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ERRNO' });
+    const allowed = (s: ReturnType<typeof spec>) => s.linux.seccomp!.syscalls.filter((c) => c.action === 'SCMP_ACT_ALLOW' && !c.args).flatMap((c) => c.names);
+    expect(allowed(spec('host'))).toContain('chroot');
+    expect(allowed(spec('host', { ...root, uid: 1000, gid: 1000 }))).not.toContain('chroot');
+    const s = buildRuntimeSpec('/r', { ...root, uid: 1000 }, { network: 'host', hostname: 'h', tmpfsTmp: false, networkFiles: {}, ...bounds, insecure: true });
+    expect(s.process.capabilities!.bounding).toContain('CAP_SYS_ADMIN');
+    expect(s.linux).not.toHaveProperty('seccomp');
   });
 
   test('noNewPrivileges always', () => {
