@@ -129,7 +129,9 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 async function stop(child: ChildProcess, pipe: Writable): Promise<void> {
-  pipe.end();
+  // Closed, not just ended: node's stdio "pipes" are socketpairs, and slirp4netns waits for
+  // a hang-up on its exit fd, which a half-close (shutdown SHUT_WR) does not give.
+  pipe.destroy();
   const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
   await exited(child);
   clearTimeout(timer);
