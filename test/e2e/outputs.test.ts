@@ -221,3 +221,48 @@ describe('outputs: oci, docker, local, tar, --iidfile, --metadata-file in one bu
     await expect(lstat(work.path('again.tar'))).rejects.toThrow(/ENOENT/);
   }, T);
 });
+
+describe('type=local and setuid/setgid bits', () => {
+  // An image's setuid-root file written as the user's own file would run as the user for anyone
+  // who starts it: type=local drops the bits of files (one note says so) unless preserve-special=true.
+  const SETID_DOCKERFILE = `FROM busybox
+RUN echo '#!/bin/sh' > /bin/x && chmod 4755 /bin/x && mkdir -p /srv/shared && chmod 2775 /srv/shared && chmod 1777 /tmp
+`;
+  let work: WorkDir;
+  beforeAll(async () => {
+    work = await makeWorkDir({ Dockerfile: SETID_DOCKERFILE });
+  }, T);
+  afterAll(async () => {
+    await work?.rm();
+  }, T);
+  const mode = async (p: string) => (await lstat(work.path(p))).mode & 0o7777;
+
+  test('by default: the setuid file is 0755 in DIR, one note; the type=tar of the same build keeps 04755', async () => {
+    const r = await runStowage(['build', '--root', work.root, ...mirror(), '--progress', 'plain', '-o', 'type=local,dest=plain', '-o', 'type=tar,dest=fs.tar', '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    const notes = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('setuid/setgid'));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/note: 1 setuid\/setgid bit dropped from \S*\/plain \(add preserve-special=true to keep them\)$/);
+    expect(await mode('plain/bin/x')).toBe(0o755);
+    expect(await mode('plain/srv/shared')).toBe(0o2775); // a setgid directory gives nobody anything: kept
+    expect(await mode('plain/tmp')).toBe(0o1777);
+    expect((await lstat(work.path('plain/bin/x'))).uid).toBe(testEnv().uid);
+    const entries: Record<string, number> = {};
+    await tar.t({ file: work.path('fs.tar'), onReadEntry: (e) => void (entries[e.path] = (e.mode ?? 0) & 0o7777) });
+    expect(entries['bin/x']).toBe(0o4755);
+  }, T);
+
+  test('preserve-special=true keeps them, without a note', async () => {
+    const r = await runStowage(['build', '--root', work.root, ...mirror(), '--progress', 'plain', '-o', 'type=local,dest=kept,preserve-special=true', '.'], { cwd: work.dir, timeoutMs: T });
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(`${r.stdout}${r.stderr}`).not.toContain('setuid/setgid');
+    expect(await mode('kept/bin/x')).toBe(0o4755);
+    expect(await mode('kept/srv/shared')).toBe(0o2775);
+  }, T);
+
+  test('preserve-special takes only true or false', async () => {
+    const r = await runStowage(['build', '--root', work.root, ...mirror(), '-o', 'type=local,dest=bad,preserve-special=yes', '.'], { cwd: work.dir, timeoutMs: T });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('-o type=local,dest=bad,preserve-special=yes: preserve-special=yes: expected true or false');
+  }, T);
+});

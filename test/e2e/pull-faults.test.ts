@@ -21,7 +21,8 @@ type Fault =
   | { kind: 'reset'; after: number }
   | { kind: 'corrupt'; at: number }
   | { kind: 'redirect'; location: string }
-  | { kind: 'replace'; body: Buffer | string; headers: Record<string, string> };
+  | { kind: 'replace'; body: Buffer | string; headers: Record<string, string> }
+  | { kind: 'drip'; every: number; after?: number };
 interface Seen { method: string; url: string; range?: string; status?: number; fault?: string }
 interface FaultProxy { host: string; seen: Seen[]; close(): Promise<void> }
 interface ProxyModule {
@@ -113,6 +114,22 @@ describe('registry faults, end to end (stowage pull as the user)', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^error: blob ${layer} of ${p.host}/${REPO}:latest from ${p.host}: blob digest mismatch: expected ${layer}, got sha256:[0-9a-f]{64}$`, 'm'));
     expect(await readdir(path.join(root, 'content', 'blobs', 'sha256'))).not.toContain(layer.slice('sha256:'.length));
+    await expectConsistent(root);
+  }, T);
+
+  test('a layer dripped a byte every 100 ms (never idle): STOWAGE_REGISTRY_DEADLINE=3 ends the pull, naming the blob, the host and the variable', async () => {
+    const p = await proxy((req) => (isLayerGet(req) ? { kind: 'drip', every: 100, after: 1000 } : undefined));
+    const root = await freshRoot('drip');
+    const started = Date.now();
+    const r = await pull(root, `${p.host}/${REPO}`, { STOWAGE_REGISTRY_DEADLINE: '3' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`^error: blob ${layer} of ${p.host}/${REPO}:latest: ${p.host} did not finish within the 3 s deadline for the whole request, retries included \\(.* of the body received\\)\\. .*STOWAGE_REGISTRY_DEADLINE=<seconds> allows longer$`, 'm'),
+    );
+    // Ended by the deadline: not by the idle timeout (60 s) nor the proxy's own bound on a drip (30 s).
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(p.seen.filter((s) => s.url.endsWith(`/blobs/${layer}`))).toHaveLength(1); // not retried
+    expect(await readdir(path.join(root, 'content', 'blobs', 'sha256')).catch(() => [])).not.toContain(layer.slice('sha256:'.length));
     await expectConsistent(root);
   }, T);
 

@@ -18,6 +18,7 @@ import {
   ManifestNotFoundError,
   PlatformNotFoundError,
   RegistryAuthError,
+  RegistryDeadlineError,
   RegistryError,
   RegistryRequestError,
   RegistryUnavailableError,
@@ -25,7 +26,7 @@ import {
 import { formatPlatform, hostPlatform, normalizePlatform, platformScore } from './platform.js';
 import { pushImage, type PushImage, type PushOptions, type PushResult } from './push.js';
 import { parseReference, type Reference } from './reference.js';
-import { HttpResponse, Transport, apiHost, splitHostPort, type RetryOptions } from './transport.js';
+import { HttpResponse, Transport, apiHost, splitHostPort, type Deadline, type RetryOptions } from './transport.js';
 import {
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,
@@ -73,6 +74,15 @@ export interface RegistryClientOptions {
   concurrency?: number;
   /** Fail a request when no bytes arrive for this long. Default 60 000 ms. */
   idleTimeoutMs?: number;
+  /**
+   * Fail a request that has not finished after this long, however steadily
+   * bytes arrive: one deadline per manifest, config or blob per endpoint,
+   * covering every retry, redirect, Range resume and the whole body
+   * (E_REGISTRY_DEADLINE). Default: `STOWAGE_REGISTRY_DEADLINE` (seconds)
+   * when set, else scaled by size: 5 min plus the size at 256 KiB/s, at most
+   * 6 h (see defaultDeadlineMs in transport.ts).
+   */
+  deadlineMs?: number;
 }
 
 export interface ResolvedImage {
@@ -185,6 +195,7 @@ export class RegistryClient {
       insecureRegistries: insecure,
       ...(opts.retry !== undefined ? { retry: opts.retry } : {}),
       ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
       log: this.logFn,
     });
     this.auth = new Authorizer(this.transport, opts.credentials ?? dockerConfigCredentials());
@@ -211,8 +222,8 @@ export class RegistryClient {
         return result;
       } catch (err) {
         if (!(err instanceof RegistryError) || i === eps.length - 1) throw err;
-        if (err instanceof RegistryUnavailableError) {
-          // Unreachable mirror: skip it for a while instead of paying its retries on every blob.
+        if (err instanceof RegistryUnavailableError || err instanceof RegistryDeadlineError) {
+          // Unreachable (or uselessly slow) mirror: skip it for a while instead of paying its retries on every blob.
           this.mirrorDownUntil.set(ep.host, Date.now() + MIRROR_DOWN_MS);
         }
         const next = eps[i + 1] as Endpoint;
@@ -223,12 +234,12 @@ export class RegistryClient {
   }
 
   /** A request with auth: one retry after a 401 teaches us a new challenge; a second 401 is final. */
-  private async send(ep: Endpoint, ref: Reference, path: string, headers: Record<string, string>, what: string): Promise<HttpResponse> {
+  private async send(ep: Endpoint, ref: Reference, path: string, headers: Record<string, string>, what: string, deadline?: Deadline): Promise<HttpResponse> {
     const ctx: AuthContext = { host: ep.host, credentialHost: ep.credentialHost, repository: ref.repository, what };
     const url = `${this.transport.baseUrl(ep.host)}${path}`;
     for (let round = 0; round < 2; round++) {
       const authorization = await this.auth.header(ctx);
-      const res = await this.transport.request(url, { headers: { ...headers, ...(authorization !== undefined ? { authorization } : {}) }, what });
+      const res = await this.transport.request(url, { headers: { ...headers, ...(authorization !== undefined ? { authorization } : {}) }, what, ...(deadline !== undefined ? { deadline } : {}) });
       if (res.status !== 401) return res;
       const challenge = res.headers.get('www-authenticate');
       await res.discard();
@@ -274,10 +285,12 @@ export class RegistryClient {
     }
     let res: HttpResponse;
     let bytes: Buffer;
+    // One total deadline for every attempt below (see Deadline in transport.ts).
+    const deadline = this.transport.deadline(expected?.size ?? MAX_MANIFEST_BYTES);
     // The transport retries until it has response headers; a body that then
     // breaks off (reset, stall, short) is fetched again here.
     for (let attempt = 1; ; attempt++) {
-      res = await this.send(ep, ref, `/v2/${ref.repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what);
+      res = await this.send(ep, ref, `/v2/${ref.repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, deadline);
       if (res.status === 404) {
         await res.discard();
         throw new ManifestNotFoundError(`${what}: manifest unknown at ${ep.host}`);
@@ -521,10 +534,12 @@ export class RegistryClient {
     let failures = 0;
     let resumed = false;
     const started = Date.now();
+    // One total deadline for the blob from this endpoint, Range resumes and restarts included, scaled by its declared size.
+    const deadline = this.transport.deadline(desc.size);
     try {
       for (;;) {
         const offset = writer.offset;
-        const res = await this.send(ep, ref, path, offset > 0 ? { range: `bytes=${offset}-` } : {}, what);
+        const res = await this.send(ep, ref, path, offset > 0 ? { range: `bytes=${offset}-` } : {}, what, deadline);
         if (res.status === 404) {
           await res.discard();
           throw new BlobNotFoundError(`${what}: blob unknown at ${ep.host}`);

@@ -60,6 +60,24 @@ export class RegistryUnavailableError extends RegistryError {
 }
 
 /**
+ * A request (every attempt, redirect and the whole body, for one endpoint)
+ * took longer than its total deadline: the server kept the connection busy
+ * (say, one byte every 59 s, which no idle timeout catches) without
+ * finishing. Not retried against the same host: a server that slow, or that
+ * slow on purpose, would only spend the deadline again; a mirror that hits it
+ * falls through to the next endpoint. `host` is the host that was too slow.
+ */
+export class RegistryDeadlineError extends RegistryError {
+  readonly host: string;
+  readonly deadlineMs: number;
+  constructor(message: string, details: { host: string; deadlineMs: number }) {
+    super('E_REGISTRY_DEADLINE', message);
+    this.host = details.host;
+    this.deadlineMs = details.deadlineMs;
+  }
+}
+
+/**
  * A reader following a download (IngestWriter.follow) lost it: the download
  * started over from byte 0 or was abandoned. The blob, once downloaded, is
  * still good; the reader must start again from the store.

@@ -1,26 +1,36 @@
 /**
  * Locks between processes that share one state root (`--root`).
  *
- * A lock is a name in Linux's abstract Unix socket namespace, bound by its
- * holder: bind(2) of a name that is taken fails with EADDRINUSE, and the
- * kernel frees the name when the holder closes the socket or dies in any
- * way, SIGKILL and OOM kill included. So a lock never outlives its holder and
- * there is nothing stale to break. Lock files (`O_EXCL`, holding pid and start
- * time) need breaking, and that cannot be made safe: two waiters that both see
- * the holder dead both delete the file, and the second deletes the lock the
- * first has just taken.
+ * A lock is an flock(2) on a file under its scope directory,
+ * `<scope>/locks/<sha256 of the name>.lock` (see file-lock.ts): the kernel
+ * drops it when its holder closes the file or dies in any way, SIGKILL and
+ * OOM kill included, so a lock never outlives its holder and there is
+ * nothing stale to break. The files stay (a few bytes each, one per name
+ * ever locked); deleting one would let two processes lock two different
+ * inodes under one name.
  *
- * The abstract namespace belongs to the network namespace: every process
- * sharing a root must share one (stowage's user namespace keeps the host's).
- * Names are a hash of the root's real path and the lock's name, so roots
- * never contend with each other.
+ * Files, not names in Linux's abstract Unix socket namespace (which this
+ * used before, for the same never-stale property): that namespace belongs
+ * to the network namespace, so a RUN step sharing the host's network, i.e.
+ * any Dockerfile a CI runner builds, could connect to or bind
+ * `@stowage-lock-…` names and stall other builds, or make one build think it
+ * holds a lock another has. A file under the user's state root is reachable
+ * only to whoever can already write that root; and a process in another
+ * network namespace now contends on the same lock, as it must.
  *
- * The holder answers a connection with one line saying who it is and what it
- * does, so that a waiter can tell the user whom it waits for.
+ * The lock directory is created 0700 and must be a real directory, not a
+ * symlink; lock and holder files are opened without following symlinks, so
+ * a link planted there is refused, never followed.
+ *
+ * The holder writes one line saying who it is and what it does to a side
+ * file, `<hash>.lock.holder`, once it has the lock (by rename, so it is read
+ * whole), so that a waiter can tell the user whom it waits for.
  */
 import { createHash } from 'node:crypto';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { realpath } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, realpath, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileLockError, lockFile } from './file-lock.js';
 
 /** How long a waiter waits by default: `STOWAGE_LOCK_TIMEOUT` (seconds), else 10 minutes. */
 export function defaultLockTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
@@ -32,7 +42,7 @@ export class LockTimeoutError extends Error {
   readonly code = 'E_LOCK_TIMEOUT';
   constructor(
     message: string,
-    /** The holder's own description (`pid 123: unpacking …`), when it answered. */
+    /** The holder's own description (`pid 123: unpacking …`), when it left one. */
     readonly holder: string | undefined,
   ) {
     super(message);
@@ -50,101 +60,130 @@ export interface LockOptions {
 }
 
 export interface Lock {
-  /** Frees the lock; waiters get it on their next try. Idempotent. */
+  /** Frees the lock; waiters get it at once. Idempotent. */
   release(): Promise<void>;
 }
 
-/** A scope for lock names: the real path of a state directory (created by the caller). */
+/** A scope for lock names: the real path of a state directory (created by the caller). Its locks live in `<scope>/locks`. */
 export async function lockScope(dir: string): Promise<string> {
   return realpath(dir);
 }
 
-/** The abstract socket address of lock `name` in `scope` (a leading NUL: no file anywhere). */
+/** The lock file of lock `name` in `scope`. */
 export function lockAddress(scope: string, name: string): string {
-  return `\0stowage-lock-${createHash('sha256').update(`${scope}\0${name}`).digest('hex').slice(0, 40)}`;
+  return join(scope, 'locks', `${createHash('sha256').update(name).digest('hex')}.lock`);
 }
 
-function tryBind(address: string, what: string): Promise<Lock | undefined> {
-  return new Promise((resolve, reject) => {
-    const peers = new Set<Socket>();
-    const server: Server = createServer((socket) => {
-      peers.add(socket);
-      socket.unref();
-      socket.on('error', () => undefined);
-      socket.on('close', () => peers.delete(socket));
-      socket.end(`pid ${process.pid}: ${what}\n`);
-    });
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') resolve(undefined);
-      else reject(err);
-    });
-    server.listen({ path: address }, () => {
-      // A held lock must not keep the process alive on its own; a failed accept must not crash it.
-      server.unref();
-      server.on('error', () => undefined);
-      let released: Promise<void> | undefined;
-      resolve({
-        release: () => {
-          released ??= new Promise<void>((done) => {
-            for (const s of peers) s.destroy();
-            server.close(() => done());
-          });
-          return released;
-        },
-      });
-    });
-  });
+/** Lock directories known to be in place, so each is checked once per process. */
+const readyDirs = new Set<string>();
+
+/** Creates `<scope>/locks` (0700) if missing; refuses one that is a symlink or not a directory. */
+async function ensureLockDir(dir: string): Promise<void> {
+  if (readyDirs.has(dir)) return;
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new FileLockError(`cannot create lock directory ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw new FileLockError(`lock directory ${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; remove it`);
+  readyDirs.add(dir);
 }
 
-/** The holder's description, or undefined when nobody answers (it has just released). */
-function describeHolder(address: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let text = '';
-    const socket = createConnection({ path: address });
-    const timer = setTimeout(() => socket.destroy(), 1000);
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      text += chunk;
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const line = text.split('\n')[0]?.trim();
-      resolve(line ? line.slice(0, 300) : undefined);
-    });
-  });
+const HOLDER_MAX = 300;
+
+/** Records who holds the lock at `file` (best effort: a lock without a description still locks). */
+async function writeHolder(file: string, line: string): Promise<void> {
+  const tmp = `${file}.holder.tmp`; // only the holder writes it, so one name is enough
+  try {
+    await unlink(tmp).catch(() => undefined); // a leftover of a holder killed mid-write
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await fh.writeFile(`${line}\n`);
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, `${file}.holder`); // replaces whatever is there, a symlink included, without following it
+  } catch {
+    // A waiter then reports no holder, as before when a holder did not answer.
+  }
+}
+
+/** The holder's description, or undefined when there is none (yet) or it cannot be read. */
+async function readHolder(file: string): Promise<string | undefined> {
+  try {
+    // O_NONBLOCK: a FIFO planted there must not block us; O_NOFOLLOW: nor a link lead elsewhere.
+    const fh = await open(`${file}.holder`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      if (!(await fh.stat()).isFile()) return undefined;
+      const buf = Buffer.alloc(HOLDER_MAX + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const line = buf.subarray(0, bytesRead).toString('utf8').split('\n')[0]?.trim();
+      return line ? line.slice(0, HOLDER_MAX) : undefined;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Takes lock `name` in `scope`, waiting (with backoff up to 250 ms between
- * tries) while another holder has it; throws {@link LockTimeoutError} once
- * `timeoutMs` has passed.
+ * Takes lock `name` in `scope`, waiting while another holder has it (the
+ * kernel hands it over the moment that holder lets go or dies); throws
+ * {@link LockTimeoutError} once `timeoutMs` has passed.
  */
 export async function acquireLock(scope: string, name: string, opts: LockOptions): Promise<Lock> {
-  const address = lockAddress(scope, name);
+  const file = lockAddress(scope, name);
+  await ensureLockDir(join(scope, 'locks'));
   const timeoutMs = opts.timeoutMs ?? defaultLockTimeoutMs();
-  const deadline = Date.now() + timeoutMs;
-  let holder: string | undefined;
-  let delay = 5;
-  for (;;) {
-    const lock = await tryBind(address, opts.what);
-    if (lock) return lock;
-    if (holder === undefined) {
-      holder = await describeHolder(address);
-      if (holder !== undefined) opts.onWait?.(holder);
-    }
-    if (Date.now() >= deadline) {
-      throw new LockTimeoutError(
-        `timed out after ${Math.round(timeoutMs / 1000)} s waiting to start ${opts.what}: another process on the same state root holds it` +
-          `${holder !== undefined ? ` (${holder})` : ''}. Wait for it to finish or stop it; STOWAGE_LOCK_TIMEOUT=<seconds> waits longer`,
-        holder,
-      );
-    }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 250);
+  const self = `pid ${process.pid}: ${opts.what}`.replace(/\s+/g, ' ').slice(0, HOLDER_MAX);
+  const held = (lock: { release(): Promise<void> }): Lock => {
+    let released: Promise<void> | undefined;
+    return {
+      release: () =>
+        (released ??= (async () => {
+          // Our description goes first, so no waiter that gets the lock next reads it as the new holder's.
+          await unlink(`${file}.holder`).catch(() => undefined);
+          await lock.release();
+        })()),
+    };
+  };
+
+  const now = await lockFile(file, { wait: false });
+  if (now !== undefined) {
+    await writeHolder(file, self);
+    return held(now);
   }
+
+  // Taken: say whom we wait for (the holder may not have written its line yet: look again a few times while waiting).
+  let holder: string | undefined;
+  let waiting = true;
+  const describe = (async () => {
+    for (let delay = 10; waiting && holder === undefined; delay = Math.min(delay * 2, 250)) {
+      holder = await readHolder(file);
+      if (holder !== undefined) opts.onWait?.(holder);
+      else await sleep(delay);
+    }
+  })();
+  let lock: Awaited<ReturnType<typeof lockFile>>;
+  try {
+    lock = await lockFile(file, { wait: true, timeoutMs });
+  } finally {
+    waiting = false;
+    await describe;
+  }
+  if (lock !== undefined) {
+    await writeHolder(file, self);
+    return held(lock);
+  }
+  throw new LockTimeoutError(
+    `timed out after ${Math.round(timeoutMs / 1000)} s waiting to start ${opts.what}: another process on the same state root holds it` +
+      `${holder !== undefined ? ` (${holder})` : ''}. Wait for it to finish or stop it; STOWAGE_LOCK_TIMEOUT=<seconds> waits longer`,
+    holder,
+  );
 }
 
 /**

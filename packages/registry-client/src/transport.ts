@@ -1,6 +1,6 @@
 /**
- * HTTP for registries: scheme choice, redirects, retries with backoff, and
- * idle timeouts. Built on Node's global fetch (undici).
+ * HTTP for registries: scheme choice, redirects, retries with backoff, idle
+ * timeouts and total deadlines. Built on Node's global fetch (undici).
  *
  * Redirects are followed by hand (not by fetch) so that the Authorization
  * header is provably dropped whenever a redirect leaves the origin: blob
@@ -8,8 +8,8 @@
  * registry credentials.
  */
 import { isIP } from 'node:net';
-import { RegistryError, RegistryUnavailableError } from './errors.js';
-import { sleep } from './util.js';
+import { RegistryDeadlineError, RegistryError, RegistryUnavailableError } from './errors.js';
+import { humanSize, sleep } from './util.js';
 
 export interface RetryOptions {
   /** Total attempts including the first. Default 4. */
@@ -23,8 +23,104 @@ export interface TransportOptions {
   retry?: RetryOptions;
   /** Abort when no bytes (or no response headers) arrive for this long. Default 60 s. */
   idleTimeoutMs?: number;
+  /**
+   * One fixed total deadline for every request: all its attempts, redirects
+   * and its whole body. Default: `STOWAGE_REGISTRY_DEADLINE` (seconds) when
+   * set, else {@link defaultDeadlineMs} of the bytes the request moves.
+   */
+  deadlineMs?: number;
   log?: (line: string) => void;
 }
+
+/*
+ * The idle timeout re-arms on every byte, so on its own a server that sends
+ * one byte every 59 s holds a build forever. A total deadline bounds that.
+ * The default must not break honest transfers: a blob of several GB over a
+ * slow link takes hours, and a flat limit that allows that would also let a
+ * small manifest drip for hours. So it scales with what the request is to
+ * move (a blob's declared size, a response's Content-Length): 5 minutes for
+ * latency, auth and small bodies, plus the time the bytes take at 256 KiB/s
+ * (2 Mbit/s, slower than any link one builds images over; a drip of a byte a
+ * minute is ten million times slower), capped at 6 hours (the longest a CI job
+ * runs on the common hosted runners) because the declared size comes from
+ * the server or the manifest, i.e. from whoever a hostile repository points
+ * us to. A 5 GiB layer gets 5 h 46 min; a manifest or config about 5 min.
+ */
+const DEADLINE_BASE_MS = 5 * 60_000;
+const DEADLINE_MIN_BYTES_PER_S = 256 * 1024;
+const DEADLINE_MAX_MS = 6 * 3600_000;
+
+/** The default total deadline of a request that moves `bytes` (see the comment above). */
+export function defaultDeadlineMs(bytes: number): number {
+  const b = Number.isFinite(bytes) && bytes > 0 ? bytes : 0;
+  return Math.min(DEADLINE_MAX_MS, DEADLINE_BASE_MS + Math.ceil((b / DEADLINE_MIN_BYTES_PER_S) * 1000));
+}
+
+/** `STOWAGE_REGISTRY_DEADLINE` (seconds, fractions allowed) as a fixed deadline in ms; undefined when unset or not a positive number. */
+export function registryDeadlineFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const s = Number(env.STOWAGE_REGISTRY_DEADLINE);
+  return env.STOWAGE_REGISTRY_DEADLINE !== undefined && Number.isFinite(s) && s > 0 ? Math.round(s * 1000) : undefined;
+}
+
+/**
+ * The total time one request may take against one endpoint, shared by all
+ * its attempts, redirect hops and body reads (and, for a blob, by every
+ * Range resume): started once, it is never re-armed. Why the whole rather
+ * than each attempt: a server that drips until just before a per-attempt
+ * deadline and then resets the connection would get attempts × deadline;
+ * with one deadline for the whole it gets the deadline, full stop. An
+ * honest transfer interrupted once loses nothing by it: a resume asks only
+ * for the missing bytes, so the total time the bytes need is the same.
+ */
+export class Deadline {
+  private readonly start = Date.now();
+  private limitMs: number;
+
+  constructor(
+    ms: number,
+    /** A default deadline for a request of unknown size: grows to fit a Content-Length once one is declared. */
+    private readonly scalable: boolean,
+  ) {
+    this.limitMs = ms;
+  }
+
+  get ms(): number {
+    return this.limitMs;
+  }
+
+  remaining(): number {
+    return this.start + this.limitMs - Date.now();
+  }
+
+  /** A response declared `bytes` of body: a default deadline of unknown size grows to fit them (never shrinks). */
+  fit(bytes: number): void {
+    if (this.scalable && Number.isFinite(bytes) && bytes > 0) this.limitMs = Math.max(this.limitMs, defaultDeadlineMs(bytes));
+  }
+}
+
+function formatMs(ms: number): string {
+  if (ms < 10_000) return `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s`;
+  if (ms < 3600_000) return `${Math.round(ms / 1000)} s`;
+  return `${(ms / 3600_000).toFixed(1)} h`;
+}
+
+/** The error for a request that ran out of time, naming what, which host, and how to allow longer. */
+export function deadlineError(what: string, url: string, deadline: Deadline, detail: string): RegistryDeadlineError {
+  let host: string;
+  try {
+    host = new URL(url).host;
+  } catch {
+    host = '<invalid url>';
+  }
+  return new RegistryDeadlineError(
+    `${what}: ${host} did not finish within the ${formatMs(deadline.ms)} deadline for the whole request, retries included (${detail}). ` +
+      'A server that keeps a transfer alive this slowly may be stalling on purpose; if the link is just slow, STOWAGE_REGISTRY_DEADLINE=<seconds> allows longer',
+    { host, deadlineMs: deadline.ms },
+  );
+}
+
+/** Why a controller was aborted when the total deadline passed (told apart from the idle timeout's reason). */
+class DeadlinePassed extends Error {}
 
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -72,8 +168,9 @@ export function describeUrl(url: string): string {
 }
 
 /**
- * A response whose body reads are guarded by the idle timeout. Always consume
- * it (bytes/stream) or discard it, so the connection is released.
+ * A response whose body reads are guarded by the idle timeout and by the
+ * request's total deadline. Always consume it (bytes/stream) or discard it,
+ * so the connection is released.
  */
 export class HttpResponse {
   constructor(
@@ -83,6 +180,7 @@ export class HttpResponse {
     /** Final URL after redirects. */
     readonly url: string,
     private readonly what: string,
+    private readonly deadline?: Deadline,
   ) {}
 
   get status(): number {
@@ -93,26 +191,40 @@ export class HttpResponse {
     return this.res.headers;
   }
 
-  /** Streams the body; throws RegistryUnavailableError if it stalls for longer than the idle timeout. */
+  /**
+   * Streams the body; throws RegistryUnavailableError if it stalls for longer
+   * than the idle timeout, RegistryDeadlineError once the request's total
+   * deadline has passed, however steadily bytes trickle in.
+   */
   async *stream(): AsyncGenerator<Uint8Array> {
     const body = this.res.body;
     if (body === null) return;
     const reader = body.getReader();
     let finished = false;
+    let received = 0;
     try {
       for (;;) {
+        const left = this.deadline?.remaining() ?? Infinity;
+        const overdue = (): RegistryDeadlineError =>
+          deadlineError(this.what, this.url, this.deadline as Deadline, `${humanSize(received)} of the body received`);
+        if (left <= 0) throw overdue();
+        // One timer per read: whichever of the two limits comes first.
+        const byDeadline = left < this.idleTimeoutMs;
         let timer: NodeJS.Timeout | undefined;
         const stalled = new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new RegistryUnavailableError(`${this.what}: no data received for ${this.idleTimeoutMs} ms from ${describeUrl(this.url)}`)),
-            this.idleTimeoutMs,
+            () =>
+              reject(
+                byDeadline ? overdue() : new RegistryUnavailableError(`${this.what}: no data received for ${this.idleTimeoutMs} ms from ${describeUrl(this.url)}`),
+              ),
+            byDeadline ? left : this.idleTimeoutMs,
           );
         });
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
           chunk = await Promise.race([reader.read(), stalled]);
         } catch (err) {
-          if (err instanceof RegistryUnavailableError) throw err;
+          if (err instanceof RegistryUnavailableError || err instanceof RegistryDeadlineError) throw err;
           throw new RegistryUnavailableError(`${this.what}: connection to ${describeUrl(this.url)} failed while reading: ${errorText(err)}`, { cause: err });
         } finally {
           clearTimeout(timer);
@@ -121,6 +233,7 @@ export class HttpResponse {
           finished = true;
           return;
         }
+        received += chunk.value.byteLength;
         yield chunk.value;
       }
     } finally {
@@ -183,6 +296,14 @@ export interface RequestOptions {
    * upload instead.
    */
   attempts?: number;
+  /**
+   * The total deadline to share with other requests of the same fetch (a
+   * blob's Range resumes); default a new one for this request, from the
+   * transport's fixed deadline or scaled by `bytes`.
+   */
+  deadline?: Deadline;
+  /** Body bytes this request moves, either way, to scale the default deadline; default the request's Content-Length, else unknown. */
+  bytes?: number;
 }
 
 type ErrorLike = Error & { code?: string; cause?: unknown };
@@ -252,6 +373,8 @@ export class Transport {
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   readonly idleTimeoutMs: number;
+  /** The fixed total deadline (option, else STOWAGE_REGISTRY_DEADLINE); undefined: scaled per request. */
+  readonly deadlineMs: number | undefined;
   private readonly log: (line: string) => void;
 
   constructor(opts: TransportOptions = {}) {
@@ -260,7 +383,21 @@ export class Transport {
     this.baseDelayMs = Math.max(0, opts.retry?.baseDelayMs ?? 250);
     this.maxDelayMs = Math.max(this.baseDelayMs, opts.retry?.maxDelayMs ?? 10_000);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    const fixed = opts.deadlineMs ?? registryDeadlineFromEnv();
+    if (fixed !== undefined && !(Number.isFinite(fixed) && fixed > 0)) throw new RangeError(`deadlineMs must be a positive number of milliseconds, not ${fixed}`);
+    // setTimeout takes at most 2^31-1 ms (24.8 days) and fires at once beyond that; longer means "no deadline" anyway.
+    this.deadlineMs = fixed === undefined ? undefined : Math.min(fixed, 2 ** 31 - 1);
     this.log = opts.log ?? (() => undefined);
+  }
+
+  /**
+   * A new total deadline, started now, for a fetch that moves `bytes` (a
+   * blob's declared size; undefined when unknown: then a Content-Length the
+   * response declares extends it). A fixed deadline ignores sizes.
+   */
+  deadline(bytes?: number): Deadline {
+    if (this.deadlineMs !== undefined) return new Deadline(this.deadlineMs, false);
+    return new Deadline(defaultDeadlineMs(bytes ?? 0), bytes === undefined);
   }
 
   /** Plain HTTP only for loopback and explicitly insecure registries (HOST or HOST:PORT). */
@@ -285,16 +422,18 @@ export class Transport {
    * Sends a request, following redirects and retrying transient failures
    * (connection errors, timeouts, 429, 500/502/503/504). Other statuses are
    * returned for the caller to interpret. Throws RegistryUnavailableError once
-   * every attempt is used up.
+   * every attempt is used up, RegistryDeadlineError (not retried) once the
+   * total deadline has passed, whatever the attempt.
    */
   async request(url: string, opts: RequestOptions): Promise<HttpResponse> {
     let lastProblem = '';
     let lastError: unknown;
     const attempts = Math.max(1, Math.floor(opts.attempts ?? this.attempts));
+    const deadline = opts.deadline ?? this.deadline(opts.bytes ?? declaredLength(opts.headers));
     for (let attempt = 0; attempt < attempts; attempt++) {
       let delay = 0;
       try {
-        const res = await this.once(url, opts);
+        const res = await this.once(url, opts, deadline);
         if (!RETRY_STATUSES.has(res.status)) return res;
         lastProblem = `HTTP ${res.status} from ${describeUrl(res.url)}`;
         const retryAfter = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
@@ -308,6 +447,8 @@ export class Transport {
         delay = this.backoff(attempt);
       }
       if (attempt + 1 < attempts) {
+        // A wait that ends past the deadline would only fail then: fail now, saying what went wrong last.
+        if (delay >= deadline.remaining()) throw deadlineError(opts.what, url, deadline, `last problem: ${lastProblem}`);
         this.log(`retrying ${opts.what} in ${delay} ms (attempt ${attempt + 2}/${attempts}): ${lastProblem}`);
         await sleep(delay);
       }
@@ -316,7 +457,7 @@ export class Transport {
   }
 
   /** One attempt: fetch plus manual redirect handling. */
-  private async once(startUrl: string, opts: RequestOptions): Promise<HttpResponse> {
+  private async once(startUrl: string, opts: RequestOptions, deadline: Deadline): Promise<HttpResponse> {
     let url = startUrl;
     const origin = new URL(startUrl).origin;
     let method = opts.method ?? 'GET';
@@ -326,7 +467,11 @@ export class Transport {
     // the chain, even if it later bounces back.
     let leftOrigin = false;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      if (deadline.remaining() <= 0) throw deadlineError(opts.what, url, deadline, hop > 0 ? `after ${hop} redirects` : 'no time left for another attempt');
       const controller = new AbortController();
+      // The total deadline bounds sending the request (a slowly read upload)
+      // and waiting for headers alike; the response's body reads take it over.
+      const deadlineTimer = setTimeout(() => controller.abort(new DeadlinePassed()), deadline.remaining());
       // Time to response headers is bounded by the same idle timeout; while a
       // streamed body is being sent, each chunk taken re-arms it, so a long
       // upload is fine but a stalled one is not.
@@ -355,14 +500,17 @@ export class Transport {
       } catch (err) {
         if (sourceError !== undefined && sourceError.error instanceof RegistryError) throw sourceError.error;
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : err;
+        if (reason instanceof DeadlinePassed) throw deadlineError(opts.what, url, deadline, typeof body === 'function' ? 'while sending the request body' : 'no response headers yet');
         throw new RegistryUnavailableError(`cannot reach ${describeUrl(url)}: ${errorText(reason)}`, { cause: err });
       } finally {
         settled = true;
         clearTimeout(timer);
+        clearTimeout(deadlineTimer);
       }
       const location = res.headers.get('location');
       if (!REDIRECT_STATUSES.has(res.status) || location === null) {
-        return new HttpResponse(res, controller, this.idleTimeoutMs, url, opts.what);
+        deadline.fit(Number(res.headers.get('content-length') ?? ''));
+        return new HttpResponse(res, controller, this.idleTimeoutMs, url, opts.what, deadline);
       }
       await res.body?.cancel().catch(() => undefined);
       const next = new URL(location, url);
@@ -407,6 +555,16 @@ function streamBody(source: AsyncIterable<Uint8Array | string>, progress: () => 
       await it.return?.();
     },
   });
+}
+
+/** A request's own Content-Length header, if it has one. */
+function declaredLength(headers: Record<string, string> | undefined): number | undefined {
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (k.toLowerCase() !== 'content-length') continue;
+    const n = Number(v);
+    return Number.isFinite(n) && n >= 0 ? n : undefined;
+  }
+  return undefined;
 }
 
 function withoutAuthorization(h: Record<string, string>): Record<string, string> {

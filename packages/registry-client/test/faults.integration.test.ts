@@ -16,6 +16,7 @@ import {
   DigestMismatchError,
   ManifestInvalidError,
   RegistryClient,
+  RegistryDeadlineError,
   RegistryError,
   RegistryUnavailableError,
   parseReference,
@@ -502,5 +503,52 @@ describe('manifests', () => {
     const { c, store, logs } = await client();
     await expectBusybox(c, store, p);
     expect(logs.some((l) => l.startsWith(`retrying manifest`))).toBe(true);
+  });
+});
+
+describe('total deadline', () => {
+  it('a layer dripped a byte every 50 ms (never idle for the 2 s idle timeout): E_REGISTRY_DEADLINE naming host, blob and STOWAGE_REGISTRY_DEADLINE; not retried, nothing kept', async () => {
+    const p = await faulty((url) => (url.endsWith(blobPath(fx.layer.digest)) ? { kind: 'drip', every: 50, after: 1000 } : undefined));
+    const { c, store } = await client({ deadlineMs: 1500 });
+    const started = Date.now();
+    const err = await rejection(c.pull(busybox(p)));
+    const took = Date.now() - started;
+    expect(err).toBeInstanceOf(RegistryDeadlineError);
+    expect(err.code).toBe('E_REGISTRY_DEADLINE');
+    expect((err as RegistryDeadlineError).host).toBe(p.host);
+    expect((err as RegistryDeadlineError).deadlineMs).toBe(1500);
+    expect(err.message).toContain(`blob ${fx.layer.digest} of ${busybox(p)}: ${p.host} did not finish within the 1.5 s deadline`);
+    expect(err.message).toMatch(/KiB of the body received/);
+    expect(err.message).toContain('STOWAGE_REGISTRY_DEADLINE=<seconds>');
+    // The deadline ended it, not the 2 s idle timeout and not the proxy's 10 s bound on a drip.
+    expect(took).toBeGreaterThanOrEqual(1400);
+    expect(took).toBeLessThan(5_000);
+    const gets = blobGets(p, fx.layer.digest);
+    expect(gets).toHaveLength(1);
+    expect(gets[0]!.sent).toBeGreaterThan(1000);
+    expect(await store.has(fx.layer.digest)).toBe(false);
+  });
+
+  it('one deadline for all attempts: 503 with Retry-After: 1 on every attempt ends at the deadline, not after the 4 attempts', async () => {
+    const p = await faulty((url) => (url.endsWith('/manifests/latest') ? { kind: 'status', status: 503, headers: { 'retry-after': '1' } } : undefined));
+    const { c } = await client({ deadlineMs: 1500 });
+    const started = Date.now();
+    const err = await rejection(c.pull(busybox(p)));
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(err).toBeInstanceOf(RegistryDeadlineError);
+    expect(err.message).toContain(`manifest ${busybox(p)}: ${p.host} did not finish within the 1.5 s deadline`);
+    expect(err.message).toContain(`last problem: HTTP 503 from ${p.host}/v2/library/busybox/manifests/latest`);
+    // 0 s: 503, wait 1 s; 1 s: 503, and another 1 s wait would end past the deadline.
+    expect(api(p)).toHaveLength(2);
+  });
+
+  it('a dripping mirror runs out of its deadline and the origin serves the layer', async () => {
+    const p = await faulty((url) => (url.endsWith(blobPath(fx.layer.digest)) ? { kind: 'drip', every: 50 } : undefined));
+    const { c, store, logs } = await client({ deadlineMs: 1000, mirrors: { [REGISTRY]: [p.host] } });
+    const img = await c.pull(`${REGISTRY}/library/busybox:latest`);
+    expect(img.manifestDigest).toBe(fx.manifestDigest);
+    expect(await store.has(fx.layer.digest)).toBe(true);
+    expect(blobGets(p, fx.layer.digest)).toHaveLength(1);
+    expect(logs.some((l) => l.startsWith(`mirror ${p.host} failed: blob ${fx.layer.digest}`) && l.includes('deadline'))).toBe(true);
   });
 });

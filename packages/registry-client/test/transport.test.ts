@@ -1,5 +1,5 @@
 import { DigestMismatchError } from '../src/errors.js';
-import { Transport, apiHost, isLoopbackHost, loadHttpClient, parseRetryAfter, splitHostPort } from '../src/transport.js';
+import { Transport, apiHost, defaultDeadlineMs, isLoopbackHost, loadHttpClient, parseRetryAfter, registryDeadlineFromEnv, splitHostPort } from '../src/transport.js';
 
 test('plain HTTP only for loopback and insecure registries', () => {
   const t = new Transport({ insecureRegistries: ['registry.lan:5000', 'plainhost'] });
@@ -106,6 +106,73 @@ describe('streamed request bodies', () => {
       const retrying = new Transport({ retry: { attempts: 3, baseDelayMs: 1 } });
       await expect(retrying.request(`http://127.0.0.1:${port}/x`, { method: 'PUT', body: bad, what: 'bad upload' })).rejects.toBeInstanceOf(DigestMismatchError);
       expect(tries).toBe(1);
+    } finally {
+      await closeServer(server);
+    }
+  }, 10_000);
+});
+
+test('default total deadline: 5 min plus the bytes at 256 KiB/s, at most 6 h; STOWAGE_REGISTRY_DEADLINE fixes it', () => {
+  expect(defaultDeadlineMs(0)).toBe(300_000);
+  expect(defaultDeadlineMs(4 * 1024 * 1024)).toBe(316_000); // a manifest at its limit
+  expect(defaultDeadlineMs(5 * 1024 ** 3)).toBe(300_000 + 20_480_000); // a 5 GiB layer: 5 h 46 min
+  expect(defaultDeadlineMs(100 * 1024 ** 3)).toBe(6 * 3600_000); // a declared size cannot buy more than 6 h
+  expect(defaultDeadlineMs(Number.NaN)).toBe(300_000);
+  expect(registryDeadlineFromEnv({ STOWAGE_REGISTRY_DEADLINE: '90' })).toBe(90_000);
+  expect(registryDeadlineFromEnv({ STOWAGE_REGISTRY_DEADLINE: '0.5' })).toBe(500);
+  for (const bad of ['', '0', '-3', 'ten']) expect(registryDeadlineFromEnv({ STOWAGE_REGISTRY_DEADLINE: bad })).toBeUndefined();
+  expect(registryDeadlineFromEnv({})).toBeUndefined();
+  // Scaled by size by default; a fixed deadline (option or env) ignores sizes.
+  expect(new Transport().deadline(1024 ** 3).ms).toBe(defaultDeadlineMs(1024 ** 3));
+  expect(new Transport({ deadlineMs: 1234 }).deadline(1024 ** 3).ms).toBe(1234);
+  expect(() => new Transport({ deadlineMs: -1 })).toThrow(RangeError);
+  const unknown = new Transport().deadline();
+  unknown.fit(1024 ** 3); // a response's Content-Length extends a deadline of unknown size
+  expect(unknown.ms).toBe(defaultDeadlineMs(1024 ** 3));
+  const known = new Transport().deadline(10);
+  known.fit(1024 ** 3); // but not one sized from a descriptor
+  expect(known.ms).toBe(defaultDeadlineMs(10));
+});
+
+describe('total deadline', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  test('a body dripped faster than the idle timeout, and an upload read too slowly, end at the deadline with E_REGISTRY_DEADLINE', async () => {
+    const { listen, closeServer } = await import('./helpers/proxy.js');
+    const { server, port } = await listen((req, res) => {
+      if (req.method === 'GET') {
+        res.writeHead(200, { 'content-length': '1000000' });
+        const t = setInterval(() => res.write('x'), 20);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      req.on('data', () => undefined);
+      req.on('end', () => res.end('ok'));
+    });
+    try {
+      const t = new Transport({ idleTimeoutMs: 1000, deadlineMs: 400, retry: { attempts: 3, baseDelayMs: 1 } });
+      const started = Date.now();
+      const res = await t.request(`http://127.0.0.1:${port}/drip`, { what: 'manifest example/app:1' });
+      const err = await res.text().then(() => undefined, (e: unknown) => e as Error & { code: string; host: string });
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(err).toMatchObject({ code: 'E_REGISTRY_DEADLINE', host: `127.0.0.1:${port}`, deadlineMs: 400 });
+      expect(err!.message.startsWith(`manifest example/app:1: 127.0.0.1:${port} did not finish within the 0.4 s deadline for the whole request`)).toBe(true);
+      expect(err!.message).toMatch(/\(\d+ B of the body received\)/);
+      expect(err!.message.endsWith('STOWAGE_REGISTRY_DEADLINE=<seconds> allows longer')).toBe(true);
+
+      let opened = 0;
+      const steady = async function* (): AsyncGenerator<Uint8Array> {
+        opened++;
+        for (let i = 0; i < 10; i++) {
+          await sleep(80); // never idle for 1 s, but 800 ms in all
+          yield Buffer.alloc(100, i);
+        }
+      };
+      await expect(t.request(`http://127.0.0.1:${port}/upload`, { method: 'PUT', body: steady, what: 'push example/app:1: upload' })).rejects.toMatchObject({
+        code: 'E_REGISTRY_DEADLINE',
+        message: expect.stringContaining('(while sending the request body)'),
+      });
+      expect(opened).toBe(1); // not retried
     } finally {
       await closeServer(server);
     }

@@ -14,7 +14,9 @@ export type FileOutputType = Exclude<OutputType, 'registry'>;
  */
 export type FileOutputSpec =
   | { type: 'oci' | 'docker'; dest: string; names?: string[] }
-  | { type: 'local' | 'tar'; dest: string };
+  /** `preserveSpecial` (`preserve-special=true`): keep the setuid/setgid bits of files, which type=local drops by default. */
+  | { type: 'local'; dest: string; preserveSpecial?: boolean }
+  | { type: 'tar'; dest: string };
 /** `-o type=registry[,name=REF]`: push after the file outputs are committed. */
 export type RegistryOutputSpec = { type: 'registry'; names?: string[] };
 export type OutputSpec = FileOutputSpec | RegistryOutputSpec;
@@ -22,7 +24,7 @@ export type OutputSpec = FileOutputSpec | RegistryOutputSpec;
 const KEYS: Record<OutputType, readonly string[]> = {
   oci: ['type', 'dest', 'name'],
   docker: ['type', 'dest', 'name'],
-  local: ['type', 'dest'],
+  local: ['type', 'dest', 'preserve-special'],
   tar: ['type', 'dest'],
   registry: ['type', 'name', 'push'],
 };
@@ -70,7 +72,7 @@ export function registryNames(outputs: OutputSpec[], tags: string[]): string[] {
 
 /**
  * Parses `-o` as buildx does: `type=oci|docker|tar,dest=FILE`,
- * `type=local,dest=DIR`, `type=registry[,name=REF]` (push; without a name,
+ * `type=local,dest=DIR[,preserve-special=true]`, `type=registry[,name=REF]` (push; without a name,
  * to the `-t` tags), `dest=FILE` (type oci), or a bare path (type oci).
  * `name=` (oci, docker; repeatable) names the image in that output instead
  * of the `-t` tags. Other types and keys fail clearly rather than being
@@ -117,7 +119,14 @@ export function parseOutput(value: string): OutputSpec {
   if (dest === '-') {
     throw new InvalidOptionError(`-o ${value}: writing ${t === 'local' ? 'a directory' : 'the image'} to standard output is not supported yet; give a ${t === 'local' ? 'directory' : 'file'} name`);
   }
-  if (t === 'local' || t === 'tar') return { type: t, dest };
+  if (t === 'local') {
+    const special = fields.get('preserve-special');
+    if (special !== undefined && special !== 'true' && special !== 'false') {
+      throw new InvalidOptionError(`-o ${value}: preserve-special=${special}: expected true or false`);
+    }
+    return special === 'true' ? { type: t, dest, preserveSpecial: true } : { type: t, dest };
+  }
+  if (t === 'tar') return { type: t, dest };
   checkNames(value, names);
   return names.length > 0 ? { type: t, dest, names } : { type: t, dest };
 }

@@ -56,8 +56,17 @@ describe('parseOutput', () => {
   });
 
   test('local and tar take no name', () => {
-    expect(optionError(() => parseOutput('type=local,dest=d,name=x')).message).toBe('-o type=local,dest=d,name=x: unknown key "name" for type=local (known: type, dest)');
+    expect(optionError(() => parseOutput('type=local,dest=d,name=x')).message).toBe('-o type=local,dest=d,name=x: unknown key "name" for type=local (known: type, dest, preserve-special)');
     optionError(() => parseOutput('type=tar,dest=f,name=x'));
+  });
+
+  test('type=local takes preserve-special=true|false; any other value, or the key elsewhere, is an error', () => {
+    expect(parseOutput('type=local,dest=d,preserve-special=true')).toEqual({ type: 'local', dest: 'd', preserveSpecial: true });
+    expect(parseOutput('type=local,dest=d,preserve-special=false')).toEqual({ type: 'local', dest: 'd' });
+    for (const bad of ['yes', '1', '', 'TRUE']) {
+      expect(optionError(() => parseOutput(`type=local,dest=d,preserve-special=${bad}`)).message).toBe(`-o type=local,dest=d,preserve-special=${bad}: preserve-special=${bad}: expected true or false`);
+    }
+    expect(optionError(() => parseOutput('type=tar,dest=f,preserve-special=true')).message).toMatch(/unknown key "preserve-special" for type=tar/);
   });
 
   test('an unknown type names the supported ones', () => {

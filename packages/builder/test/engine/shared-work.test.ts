@@ -1,7 +1,17 @@
-import { acquireLock } from '@stowage/registry-client';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acquireLock, lockScope } from '@stowage/registry-client';
 import { lockSharedWork } from '../../src/engine/shared-work.js';
 
-const scope = `/shared-work-test/${process.pid}`;
+// Locks are files under their scope (`<scope>/locks/`), so the scope is a real directory.
+let scope: string;
+beforeAll(async () => {
+  scope = await lockScope(await mkdtemp(join(tmpdir(), 'shared-work-test-')));
+});
+afterAll(async () => {
+  await rm(scope, { recursive: true, force: true });
+});
 
 test('waits for the holder, says whom it waits for, and after the timeout does the work itself', async () => {
   const held = await acquireLock(scope, 'step k', { what: 'running RUN make' });

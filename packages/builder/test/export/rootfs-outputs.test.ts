@@ -117,6 +117,54 @@ describe('root filesystem outputs', () => {
     expect((await readdir(dir)).filter((n) => n.includes('aborted'))).toEqual([]);
   });
 
+  test('type=local drops setuid/setgid bits of files (not of directories, not sticky bits) unless preserveSpecial, with one note', async () => {
+    const special = layer([
+      { path: 'bin/' },
+      { path: 'bin/su', body: 'su', mode: 0o4755 },
+      { path: 'bin/su-link', type: 'Link', linkpath: 'bin/su' }, // the same file: counted once
+      { path: 'bin/wall', body: 'wall', mode: 0o2755 },
+      { path: 'bin/both', body: 'both', mode: 0o6711 },
+      { path: 'bin/ln', type: 'SymbolicLink', linkpath: 'su' },
+      { path: 'srv/', mode: 0o2775 },
+      { path: 'tmp/', mode: 0o1777 },
+    ]);
+    const b = await store.writeBlob(special);
+    const specialLayers = [{ descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...b } }];
+    const mode = async (root: string, p: string) => (await lstat(join(root, p))).mode & 0o7777;
+
+    const dest = join(dir, 'setid');
+    const out = await prepareLocal(store, specialLayers, dest, true);
+    expect(out.dropped).toBe(4); // su: setuid; wall: setgid; both: setuid and setgid
+    expect(out.note).toBe(`note: 4 setuid/setgid bits dropped from ${dest} (add preserve-special=true to keep them)`);
+    // Dropped while staging: the staged tree never has them, and sits in a 0700 directory meanwhile.
+    const staging = (await readdir(dir)).find((n) => n.startsWith('.setid.stowage-'))!;
+    expect((await lstat(join(dir, staging))).mode & 0o777).toBe(0o700);
+    expect(await mode(join(dir, staging, 'rootfs'), 'bin/su')).toBe(0o755);
+    await out.commit();
+    expect(await mode(dest, 'bin/su')).toBe(0o755);
+    expect(await mode(dest, 'bin/su-link')).toBe(0o755);
+    expect(await mode(dest, 'bin/wall')).toBe(0o755);
+    expect(await mode(dest, 'bin/both')).toBe(0o711);
+    expect(await mode(dest, 'srv')).toBe(0o2775);
+    expect(await mode(dest, 'tmp')).toBe(0o1777);
+    expect((await readdir(dir)).filter((n) => n.startsWith('.setid'))).toEqual([]);
+
+    const kept = join(dir, 'setid-kept');
+    const out2 = await prepareLocal(store, specialLayers, kept, true, { preserveSpecial: true });
+    expect(out2.dropped).toBe(0);
+    expect(out2.note).toBeUndefined();
+    await out2.commit();
+    expect(await mode(kept, 'bin/su')).toBe(0o4755);
+    expect(await mode(kept, 'bin/wall')).toBe(0o2755);
+    expect(await mode(kept, 'bin/both')).toBe(0o6711);
+
+    // Nothing to drop: no note.
+    const plain = await prepareLocal(store, layers, join(dir, 'plain'), true);
+    expect(plain.dropped).toBe(0);
+    expect(plain.note).toBeUndefined();
+    await plain.abort();
+  });
+
   test('type=tar: sorted entries, no whiteouts, owners from the layers when they could not be set', async () => {
     const treeDir = await mkdtemp(join(dir, 'tree-'));
     const tree = await applyImageLayers(store, layers, treeDir, true);

@@ -26,6 +26,11 @@ export type Fault =
   | { kind: 'corrupt'; at: number }
   /** Send headers and `after` body bytes (-1: not even headers), then nothing. */
   | { kind: 'stall'; after: number }
+  /**
+   * Forward headers and `after` body bytes, then the rest one byte every `every` ms: never idle long
+   * enough for an idle timeout, never done. Stops when the client goes away, or after `maxStallMs`.
+   */
+  | { kind: 'drip'; every: number; after?: number }
   /** Answer 307 to `location`. */
   | { kind: 'redirect'; location: string }
   /** Answer with this body and headers (status 200); `chunked` sends no Content-Length. */
@@ -157,6 +162,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       res.end();
       return;
     }
+    if (fault?.kind === 'drip') {
+      await drip(res, upstream, fault, entry);
+      return;
+    }
     let pos = 0;
     for await (const raw of upstream) {
       let chunk = raw as Buffer;
@@ -187,6 +196,42 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       await write(res, chunk, entry);
     }
     res.end();
+  }
+
+  /** The body of a 'drip' fault: `after` bytes at once, then a byte at a time, for at most maxStallMs. */
+  async function drip(res: ServerResponse, upstream: IncomingMessage, fault: Extract<Fault, { kind: 'drip' }>, entry: SeenRequest): Promise<void> {
+    res.flushHeaders();
+    let gone = false;
+    const closed = new Promise<void>((resolve) =>
+      res.on('close', () => {
+        gone = true;
+        resolve();
+      }),
+    );
+    const until = Date.now() + maxStallMs;
+    let pos = 0;
+    try {
+      for await (const raw of upstream) {
+        const chunk = raw as Buffer;
+        for (let i = 0; i < chunk.byteLength; ) {
+          if (gone || res.destroyed) return;
+          if (Date.now() >= until) {
+            res.socket?.destroy();
+            return;
+          }
+          const n = pos < (fault.after ?? 0) ? Math.min(chunk.byteLength - i, (fault.after ?? 0) - pos) : 1;
+          if (n === 1) await new Promise((r) => setTimeout(r, fault.every));
+          if (gone || res.destroyed) return;
+          // A write to a socket the client just closed may never call back: the close ends the wait too.
+          await Promise.race([write(res, chunk.subarray(i, i + n), entry).catch(() => undefined), closed]);
+          i += n;
+          pos += n;
+        }
+      }
+      res.end();
+    } finally {
+      upstream.destroy();
+    }
   }
 
   /** Keeps a response open without sending anything, for at most maxStallMs. */
