@@ -160,6 +160,7 @@ function outputText(o: OutputSpec): string {
   const parts = [`type=${o.type}`];
   if (!isRegistryOutput(o)) parts.push(`dest=${o.dest}`);
   if ('names' in o && o.names) for (const n of o.names) parts.push(`name=${n}`);
+  if ('preserveSpecial' in o && o.preserveSpecial === true) parts.push('preserve-special=true');
   for (const p of parts) {
     if (p.includes(',')) throw new InvalidOptionError(`outputs: ${JSON.stringify(p)} contains a comma, which -o cannot carry`);
   }

@@ -189,15 +189,18 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
     const ignoreOwnership = mode === 'single';
     const layers = result.image.layers;
     const warnings = new Set<string>();
+    const notes: string[] = [];
     // Every output is prepared under a temporary name first and committed only when all are ready.
     const prepared = new Map<FileOutputSpec, PendingOutput>();
     let tree: RootfsTree | undefined;
     for (const out of fileOutputs) {
       if (out.type !== 'local') continue;
-      const local = await withOutput(out, root, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership));
+      const local = await withOutput(out, root, () => prepareLocal(result.store, layers, resolve(out.dest), ignoreOwnership, { preserveSpecial: out.preserveSpecial === true }));
       prepared.set(out, local);
       pending.push(local);
-      tree ??= local.tree;
+      // A tree whose setuid/setgid bits were dropped is not the image's: a type=tar applies its own.
+      if (local.dropped === 0) tree ??= local.tree;
+      if (local.note !== undefined) notes.push(local.note);
       for (const w of local.tree.warnings) warnings.add(w);
     }
     for (const out of fileOutputs) {
@@ -229,6 +232,7 @@ async function buildAndExport(args: BuildCommandArgs, output: ProgressOutput): P
       pending.push(p);
     }
     for (const w of warnings) step.log(`warning: ${w}`);
+    for (const n of notes) step.log(n);
     if (args.iidfile !== undefined) pending.push(await prepareSmallFile(resolve(args.iidfile), 'image ID', iidFileContent(written)));
     if (args.metadataFile !== undefined) pending.push(await prepareSmallFile(resolve(args.metadataFile), 'build metadata', metadataFileContent(written, imageNames(args.tags, pushNames))));
     await commitAll(pending);

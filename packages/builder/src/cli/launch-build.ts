@@ -5,6 +5,7 @@
 // command, already inside, a namespace problem to report in the chosen
 // progress format) takes the ordinary path through main.ts, which behaves as
 // before.
+import { exitProcess, terminalHungUp } from '../interrupt.js';
 import { currentMappingMode, runInUserNamespace } from '../rootless/reexec.js';
 
 class OrdinaryPath extends Error {}
@@ -16,9 +17,12 @@ export async function launchBuild(args: readonly string[]): Promise<boolean> {
   try {
     // The only message before the child starts is the single-id warning, which the
     // ordinary path prints in the right progress format (a rawjson `note`, say).
-    process.exitCode = await runInUserNamespace(process.argv.slice(1), () => {
+    const code = await runInUserNamespace(process.argv.slice(1), () => {
       throw new OrdinaryPath();
     });
+    // The terminal was closed (the child stopped on the forwarded SIGHUP): an ordinary exit would abort (see exitProcess).
+    if (terminalHungUp()) exitProcess(code);
+    process.exitCode = code;
     return true;
   } catch {
     // Nothing was started (or the child was killed before its maps were written): main.ts tries again and reports.

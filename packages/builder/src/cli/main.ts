@@ -38,7 +38,8 @@ async function main(argv: string[]): Promise<number> {
           default: [] as string[],
           describe:
             'Output (repeatable): type=oci,dest=FILE (OCI layout tar; also dest=FILE or FILE) | ' +
-            'type=docker,dest=FILE (for docker load / podman load) | type=local,dest=DIR (the root filesystem; DIR must be new or empty) | ' +
+            'type=docker,dest=FILE (for docker load / podman load) | type=local,dest=DIR[,preserve-special=true] (the root filesystem; DIR must be new or empty; ' +
+            'setuid/setgid bits of files are dropped unless preserve-special=true, since the files are yours, not root\'s) | ' +
             'type=tar,dest=FILE (the root filesystem as one tar) | type=registry[,name=REF] (push; without name=, to the -t names). ' +
             'oci, docker and registry take name=NAME (repeatable) instead of the -t tags. ' +
             'Pushes happen after every file output is written; a failed push exits non-zero and leaves the file outputs in place. ' +
@@ -98,6 +99,8 @@ async function main(argv: string[]): Promise<number> {
         .example('$0 build --secret id=npmrc,src=$HOME/.npmrc --secret id=token,env=API_TOKEN -o out.tar .', 'Secrets for RUN --mount=type=secret,id=npmrc and ,id=token,env=TOKEN')
         .epilogue('Environment: SOURCE_DATE_EPOCH (seconds) sets every time the build writes (default 1970). STOWAGE_LOCK_TIMEOUT (seconds, default 600): ' +
           'how long to wait for another build on the same --root that is downloading, unpacking or running the same thing, before doing it too. ' +
+          'STOWAGE_REGISTRY_DEADLINE (seconds; default 5 min plus the size at 256 KiB/s, at most 6 h): the longest one registry request ' +
+          '(a manifest, config or layer, retries included) may take, however steadily bytes arrive. ' +
           'STOWAGE_PIDS_LIMIT (default 4096, 0: none): processes a RUN step\'s user may have at once. STOWAGE_TMPFS_SIZE (default a quarter of ' +
           'the memory, at most 1g): size of a tmpfs without size= (RUN --mount=type=tmpfs, /tmp of an image without one).'),
       (args) =>

@@ -274,8 +274,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     // Let running stages reach their next instruction before their snapshots go away.
     await engine.settle();
     await close().catch(() => undefined);
-    // The first stage's error: a RUN it cancelled elsewhere may reach here first.
-    throw noSpaceError(engine.firstFailure() ?? err, state.root);
+    // A RUN cancelled because another stage failed may reach here first: that other failure is the build's error.
+    throw noSpaceError(err instanceof StepCancelledError ? engine.firstFailure() ?? err : err, state.root);
   }
 }
 
