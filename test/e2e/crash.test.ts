@@ -132,7 +132,9 @@ const POINTS: Point[] = [
   },
   {
     at: 'run:started',
-    args: ['--build-arg', 'SLEEP=5'],
+    // --network none: with the sandbox network the step dies with the build (its slirp4netns and
+    // namespace holder exit when the build's pipes close), so nothing would be left to recover.
+    args: ['--build-arg', 'SLEEP=5', '--network', 'none'],
     // runc and the step outlive the build: the next build must kill them. The container's
     // mount namespace keeps the step's overlay mounted, and its state is in the dead build's scratch.
     left: async (root) => {

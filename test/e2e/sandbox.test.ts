@@ -451,9 +451,9 @@ describe('RUN sandbox: escape attempts fail', () => {
       const r = await build('links.Dockerfile', [...linkArgs(), '--target', 'run-files']);
       ok(r);
       const res = results(r.stderr);
-      // The host's own /etc/hosts is bound (as BuildKit does), at the link's target inside the rootfs.
-      expect(one(res, 'hosts')).toBe((await readFile('/etc/hosts', 'utf8')).replace(/\n/g, ' ').trim());
-      expect(one(res, 'resolv')).toBe((await readFile('/etc/resolv.conf', 'utf8')).replace(/\n/g, ' ').trim());
+      // The sandbox network's generated files are bound, at the link's target inside the rootfs.
+      expect(one(res, 'hosts')).toBe('127.0.0.1\tlocalhost stowage ::1\tlocalhost ip6-localhost ip6-loopback');
+      expect(one(res, 'resolv')).toMatch(/^nameserver /);
       expect(one(res, 'wrotehosts')).toBe('no');
       await untouched();
       const img = await unpackOciTar(r.out, path.join(work.base, 'layout-files'));

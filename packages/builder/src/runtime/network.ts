@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { NetworkSetupError } from '../errors.js';
@@ -138,10 +139,13 @@ async function stop(child: ChildProcess, pipe: Writable): Promise<void> {
 }
 
 /**
- * Starts a fresh network namespace with slirp4netns attached, writing the
- * step's resolv.conf and hosts into `dir` (the step's bundle directory).
+ * Starts a fresh network namespace with slirp4netns attached, and writes the
+ * step's resolv.conf and hosts into a private directory of the system's temp
+ * directory, not under the state root: the step sees its bind sources in
+ * /proc/self/mountinfo, and the state root's path names the user's home.
  */
-export async function startIsolatedNetwork(dir: string, hostname: string): Promise<IsolatedNetwork> {
+export async function startIsolatedNetwork(hostname: string): Promise<IsolatedNetwork> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-net-'));
   const collect = (child: ChildProcess) => {
     let text = '';
     child.stderr?.on('data', (b: Buffer) => {
@@ -158,6 +162,7 @@ export async function startIsolatedNetwork(dir: string, hostname: string): Promi
     closed ??= (async () => {
       if (slirp) await stop(slirp, slirp.stdio[4] as Writable);
       await stop(holder, holder.stdin!);
+      await rm(dir, { recursive: true, force: true });
     })();
     return closed;
   };

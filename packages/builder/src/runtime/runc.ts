@@ -154,7 +154,7 @@ export async function runStep(rootfs: string, proc: StepProcess, opts: RunStepOp
   let networkFiles: NetworkFiles = {};
   try {
     if (opts.network === 'sandbox') {
-      network = await startIsolatedNetwork(bundle, HOSTNAME);
+      network = await startIsolatedNetwork(HOSTNAME);
       networkFiles = { resolvConf: network.resolvConf, hosts: network.hosts };
     } else if (opts.network === 'host') {
       networkFiles = { resolvConf: await hostFile('/etc/resolv.conf'), hosts: await hostFile('/etc/hosts') };
