@@ -164,7 +164,8 @@ describe('ADD of remote sources', () => {
     const out = path.join(w.base, 'out.tar');
     await rm(out, { force: true });
     // Layer times are clamped to SOURCE_DATE_EPOCH (1970 by default): a later one keeps the sources' own times visible.
-    const r = await runStowage(['build', '--root', w.root, '--registry-mirror', `docker.io=${testEnv().registry}`, ...extra, '-o', out, '.'], { cwd: w.dir, timeoutMs: T, env: { SOURCE_DATE_EPOCH: '2000000000' } });
+    // The servers listen on 127.0.0.1, which a Dockerfile may fetch from only with the host network allowed.
+    const r = await runStowage(['build', '--root', w.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '--allow', 'network.host', ...extra, '-o', out, '.'], { cwd: w.dir, timeoutMs: T, env: { SOURCE_DATE_EPOCH: '2000000000' } });
     const labels = new Map<string, string>();
     for (const m of r.stderr.matchAll(/^#(\d+) (\[.*)$/gm)) labels.set(m[1]!, m[2]!);
     const cached = [...r.stderr.matchAll(/^#(\d+) CACHED$/gm)].map((m) => labels.get(m[1]!)!.replace(/^\[\S+ \d+\/\d+\] /, ''));

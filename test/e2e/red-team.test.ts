@@ -47,7 +47,15 @@ beforeAll(async () => {
   work = await makeWorkDir({ 'ctx.txt': 'x\n' });
   // A service on every interface: the loopback one is the runner's "private" service,
   // the LAN one stands for the internet (tests stay on this machine).
-  server = createServer((_req, res) => res.end(`secret-${token}\n`));
+  server = createServer((req, res) => {
+    // A public-looking URL that bounces the builder to the runner's loopback.
+    if (req.url === '/redirect') {
+      res.writeHead(302, { location: `http://127.0.0.1:${serverPort}/secret` });
+      res.end();
+      return;
+    }
+    res.end(`secret-${token}\n`);
+  });
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   serverPort = (server.address() as AddressInfo).port;
 }, T);
@@ -83,6 +91,24 @@ RUN ${runFlags}${probe('127.0.0.1', 'loopback')}; ${probe('10.0.2.2', 'gateway')
     const allowed = await build('net-host', dockerfile('--network=host '), [...args(), '--allow', 'network.host']);
     ok(allowed);
     expect(results(allowed.stderr).get('loopback')).toBe('reached');
+  }, T);
+});
+
+describe('ADD <url> is fetched by the builder, on the host network', () => {
+  const add = (url: string) => `FROM busybox\nADD ${url} /fetched\n`;
+
+  test('a loopback or link-local URL, or a redirect to one, is refused without --allow network.host; the LAN address is fetched', async () => {
+    const loopback = await build('add-loopback', add(`http://127.0.0.1:${serverPort}/secret`));
+    expect(loopback.code).toBe(1);
+    expect(loopback.stderr).toMatch(/^error: add-loopback\.Dockerfile:2: ADD http:\/\/127\.0\.0\.1:\d+\/secret: 127\.0\.0\.1 is a loopback or link-local address, .*--allow network\.host/m);
+    const bounced = await build('add-redirect', add(`http://${hostAddress()}:${serverPort}/redirect`));
+    expect(bounced.code).toBe(1);
+    expect(bounced.stderr).toMatch(/^error: add-redirect\.Dockerfile:2: ADD .*127\.0\.0\.1 is a loopback or link-local address/m);
+    const metadata = await build('add-metadata', add('http://169.254.169.254/latest/meta-data/iam/security-credentials/'));
+    expect(metadata.stderr).toMatch(/169\.254\.169\.254 is a loopback or link-local address/);
+    for (const r of [loopback, bounced, metadata]) expect(r.stderr).not.toContain(`secret-${token}`);
+    ok(await build('add-lan', add(`http://${hostAddress()}:${serverPort}/secret`)));
+    ok(await build('add-loopback', add(`http://127.0.0.1:${serverPort}/secret`), ['--allow', 'network.host']));
   }, T);
 });
 

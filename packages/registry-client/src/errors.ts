@@ -134,3 +134,13 @@ export class CredentialStoreError extends RegistryError {
     super('E_CREDENTIAL_STORE', message, options);
   }
 }
+
+/**
+ * The caller's destination check refused a URL (the first one or a
+ * redirect's target): not retried, the message is the caller's reason.
+ */
+export class DestinationRefusedError extends RegistryError {
+  constructor(message: string) {
+    super('E_DESTINATION_REFUSED', message);
+  }
+}

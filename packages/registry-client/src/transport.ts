@@ -8,7 +8,7 @@
  * registry credentials.
  */
 import { isIP } from 'node:net';
-import { RegistryDeadlineError, RegistryError, RegistryUnavailableError } from './errors.js';
+import { DestinationRefusedError, RegistryDeadlineError, RegistryError, RegistryUnavailableError } from './errors.js';
 import { humanSize, sleep } from './util.js';
 
 export interface RetryOptions {
@@ -29,6 +29,13 @@ export interface TransportOptions {
    * set, else {@link defaultDeadlineMs} of the bytes the request moves.
    */
   deadlineMs?: number;
+  /**
+   * Called with every URL before it is fetched, the first one and each
+   * redirect's target; a string it returns refuses the request with that
+   * reason (DestinationRefusedError). For ADD <url>, which must not reach
+   * the runner's own loopback services, also not through a redirect.
+   */
+  checkDestination?: (url: URL) => Promise<string | undefined>;
   log?: (line: string) => void;
 }
 
@@ -376,8 +383,10 @@ export class Transport {
   /** The fixed total deadline (option, else STOWAGE_REGISTRY_DEADLINE); undefined: scaled per request. */
   readonly deadlineMs: number | undefined;
   private readonly log: (line: string) => void;
+  private readonly checkDestination: TransportOptions['checkDestination'];
 
   constructor(opts: TransportOptions = {}) {
+    this.checkDestination = opts.checkDestination;
     this.insecure = new Set((opts.insecureRegistries ?? []).map((h) => h.toLowerCase()));
     this.attempts = Math.max(1, Math.floor(opts.retry?.attempts ?? 4));
     this.baseDelayMs = Math.max(0, opts.retry?.baseDelayMs ?? 250);
@@ -468,6 +477,8 @@ export class Transport {
     let leftOrigin = false;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       if (deadline.remaining() <= 0) throw deadlineError(opts.what, url, deadline, hop > 0 ? `after ${hop} redirects` : 'no time left for another attempt');
+      const refused = await this.checkDestination?.(new URL(url));
+      if (refused !== undefined) throw new DestinationRefusedError(refused);
       const controller = new AbortController();
       // The total deadline bounds sending the request (a slowly read upload)
       // and waiting for headers alike; the response's body reads take it over.

@@ -186,3 +186,30 @@ test('loadHttpClient makes one request to a server of its own and closes it', as
   await loadHttpClient(); // twice: nothing left bound from the first call
   expect(getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length).toBe(before);
 });
+
+describe('destination check', () => {
+  test('every hop is checked: a redirect to a refused host fails at once, with the reason, and is not retried', async () => {
+    const { listen, closeServer } = await import('./helpers/proxy.js');
+    let hits = 0;
+    const { server, port } = await listen((req, res) => {
+      hits++;
+      res.writeHead(302, { location: `http://127.0.0.2:${port}/inside` });
+      res.end();
+    });
+    const seen: string[] = [];
+    const t = new Transport({
+      retry: { attempts: 3, baseDelayMs: 1 },
+      checkDestination: async (u) => {
+        seen.push(u.host);
+        return u.hostname === '127.0.0.2' ? `${u.hostname} is refused` : undefined;
+      },
+    });
+    try {
+      const err = await t.request(`http://127.0.0.1:${port}/start`, { what: 'file' }).catch((e: Error) => e);
+      expect({ name: (err as Error).name, code: (err as { code?: string }).code, message: (err as Error).message }).toEqual({ name: 'DestinationRefusedError', code: 'E_DESTINATION_REFUSED', message: '127.0.0.2 is refused' });
+      expect({ hits, seen }).toEqual({ hits: 1, seen: [`127.0.0.1:${port}`, `127.0.0.2:${port}`] });
+    } finally {
+      await closeServer(server);
+    }
+  });
+});

@@ -11,8 +11,9 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Transport } from '@stowage/registry-client';
-import { BuildError, InstructionError } from '../errors.js';
-import { checkoutGit, GitSourceError, resolveGitCommit, type GitSource } from './git-source.js';
+import { BuildError, EntitlementError, InstructionError } from '../errors.js';
+import { checkoutGit, gitRemoteHost, GitSourceError, resolveGitCommit, type GitSource } from './git-source.js';
+import { hostOnlyReason } from './host-only-address.js';
 import {
   ChecksumMismatchError, classifyAddSource, downloadToFile, escapeGlob, parseHttpChecksum, redactUrl, remoteFileName,
   RemoteSourceError, type HttpChecksum,
@@ -57,6 +58,8 @@ export interface AddSourceOptions {
   unpack?: boolean;
   /** The build's scratch directory; downloads and checkouts go below it. */
   tmp: string;
+  /** `--allow network.host` or `--network host`: URLs may name this machine's loopback and link-local addresses. */
+  allowHostOnly: boolean;
   log(line: string): void;
   bytes(id: string, current: number, total?: number): void;
 }
@@ -135,7 +138,11 @@ async function prepareHttp(url: URL, opts: AddSourceOptions, scratch: Scratch): 
   const fileName = name ?? '__unnamed__';
   const checksum: HttpChecksum | undefined = opts.checksum !== undefined ? parseHttpChecksum(opts.checksum) : undefined;
   const unpack = opts.unpack === true;
-  const transport = new Transport({ log: (line) => opts.log(line) });
+  const transport = new Transport({
+    log: (line) => opts.log(line),
+    // Checked at every redirect hop too: a public URL must not bounce the builder to 127.0.0.1.
+    ...(opts.allowHostOnly ? {} : { checkDestination: (u: URL) => hostOnlyReason(u.hostname) }),
+  });
   const fetchInto = async (): Promise<RemoteFiles & { digest: string; lastModified?: Date }> => {
     const dir = await scratch('http-');
     opts.log(`downloading ${shown}`);
@@ -168,6 +175,10 @@ async function prepareGit(source: string, git: GitSource, opts: AddSourceOptions
   const home = posix.join(opts.tmp, 'git-home');
   await mkdir(home, { recursive: true, mode: 0o700 });
   const run = { home, shown: redactUrl(git.remote), secrets: secretsOf(git.remote) };
+  if (!opts.allowHostOnly) {
+    const refused = await hostOnlyReason(gitRemoteHost(git.remote));
+    if (refused !== undefined) throw new EntitlementError(`ADD ${shown}: ${refused}`);
+  }
   const resolved = await resolveGitCommit(git, run);
   opts.log(`${shown}: ${resolved.refName ?? 'commit'} is ${resolved.commit}`);
   if (opts.checksum !== undefined) {

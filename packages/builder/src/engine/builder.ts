@@ -997,6 +997,8 @@ class Engine {
     else {
       added = await prepareAddSources(sources, {
         dest, inlineCount: inline.length, keepGitDir: cmd.keepGitDir === true, tmp: this.ctx.state.buildTmp,
+        // The builder fetches on the host's network: this machine's own services only when the user allows the host network.
+        allowHostOnly: this.ctx.network === 'host' || this.ctx.allow.includes('network.host'),
         ...(cmd.checksum !== undefined ? { checksum: this.expand(cmd.checksum, st) } : {}),
         ...(cmd.unpack !== undefined ? { unpack: cmd.unpack } : {}),
         log: (line) => step.log(line), bytes: (id, current, total) => step.bytes(id, current, total),

@@ -73,6 +73,13 @@ function parseFragment(fragment: string, source: string): Pick<GitSource, 'ref' 
   return { ...(ref !== '' ? { ref } : {}), ...(cleaned !== '' ? { subdir: cleaned } : {}) };
 }
 
+/** The host a git remote names: the URL's host, or the host of scp-like `user@host:path`. */
+export function gitRemoteHost(remote: string): string {
+  const scp = SCP_LIKE.exec(remote);
+  if (scp && !/^[a-z0-9]+:\/\//i.test(remote)) return scp[2]!;
+  return new URL(remote).hostname;
+}
+
 export function isCommitHash(ref: string): boolean {
   return COMMIT.test(ref);
 }

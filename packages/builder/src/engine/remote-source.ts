@@ -12,7 +12,8 @@
 import { createHash } from 'node:crypto';
 import { open, rm, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { Transport } from '@stowage/registry-client';
+import { DestinationRefusedError, type Transport } from '@stowage/registry-client';
+import { EntitlementError } from '../errors.js';
 import { parseGitSource, type GitSource } from './git-source.js';
 import { redactUrl, redactUrlsIn } from './redact-url.js';
 
@@ -138,6 +139,7 @@ export async function downloadToFile(url: URL, file: string, opts: DownloadOptio
       headers: { 'user-agent': 'stowage', 'accept-encoding': 'identity', ...(authorization ? { authorization } : {}) },
     });
   } catch (err) {
+    if (err instanceof DestinationRefusedError) throw new EntitlementError(`ADD ${shown}: ${err.message}`);
     // The transport's message starts with `what` (the shown URL) and names hosts without credentials.
     throw new RemoteSourceError(redactUrlsIn((err as Error).message));
   }

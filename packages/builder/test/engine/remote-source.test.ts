@@ -9,6 +9,7 @@ import {
   RemoteSourceError, splitCredentials,
 } from '../../src/engine/remote-source.js';
 import { prepareAddSources, refuseRemoteForCopy } from '../../src/engine/add-remote.js';
+import { isHostOnlyAddress } from '../../src/engine/host-only-address.js';
 import { BuildError, InstructionError } from '../../src/errors.js';
 
 describe('classifyAddSource', () => {
@@ -190,7 +191,13 @@ describe('downloadToFile (loopback http server)', () => {
 });
 
 describe('prepareAddSources rules', () => {
-  const base = { dest: '/d/', inlineCount: 0, keepGitDir: false, tmp: tmpdir(), log: () => undefined, bytes: () => undefined };
+  const base = { dest: '/d/', inlineCount: 0, keepGitDir: false, tmp: tmpdir(), allowHostOnly: true, log: () => undefined, bytes: () => undefined };
+  test('without the host network allowed, loopback and link-local sources are refused before any fetch (E_ENTITLEMENT)', async () => {
+    for (const source of ['http://127.0.0.1:1/f', 'http://localhost:1/f', 'http://[::1]:1/f', 'http://169.254.169.254/latest/meta-data/x', 'git://127.0.0.1/r.git', 'git@localhost:r.git']) {
+      const err = await prepareAddSources([source], { ...base, allowHostOnly: false }).catch((e: Error) => e);
+      expect({ source, code: (err as BuildError).code, message: (err as Error).message }).toEqual({ source, code: 'E_ENTITLEMENT', message: expect.stringMatching(/^ADD .*loopback or link-local address.*--allow network\.host/) });
+    }
+  });
   test('--checksum needs exactly one remote source', async () => {
     await expect(prepareAddSources(['a', 'b'], { ...base, checksum: 'sha256:x' })).rejects.toThrow("can't be specified for multiple sources");
     await expect(prepareAddSources(['a'], { ...base, checksum: 'sha256:x' })).rejects.toThrow('requires HTTP(S) or Git sources');
@@ -215,5 +222,12 @@ describe('prepareAddSources rules', () => {
     const r = await prepareAddSources(['a.txt', 'b/'], base);
     expect(r.local).toEqual(['a.txt', 'b/']);
     expect(r.remote).toEqual([]);
+  });
+});
+
+describe('isHostOnlyAddress', () => {
+  test('loopback, unspecified and link-local, also IPv4 written as IPv6; nothing else', () => {
+    for (const a of ['127.0.0.1', '127.255.0.9', '0.0.0.0', '169.254.169.254', '::1', '::', 'fe80::1', 'FEBF::2', '::ffff:127.0.0.1', '::ffff:169.254.1.1']) expect({ a, local: isHostOnlyAddress(a) }).toEqual({ a, local: true });
+    for (const a of ['10.0.2.2', '192.168.1.1', '8.8.8.8', '169.255.0.1', '128.0.0.1', '2001:db8::1', 'fec0::1', '::ffff:10.0.0.1']) expect({ a, local: isHostOnlyAddress(a) }).toEqual({ a, local: false });
   });
 });
