@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
           nargs: 1,
           choices: ['network.host', 'security.insecure'] as const,
           default: [] as ('network.host' | 'security.insecure')[],
-          describe: 'Let the Dockerfile lift the sandbox (repeatable, buildx\'s entitlements): network.host for RUN --network=host, ' +
+          describe: 'Let the Dockerfile lift the sandbox (repeatable, buildx\'s entitlements): network.host for RUN --network=host and ADD of a loopback or link-local URL, ' +
             'security.insecure for RUN --security=insecure (every capability, no seccomp filter)',
         })
         .option('snapshotter', { choices: ['auto', 'overlay', 'native'] as const, default: 'auto' as const, describe: 'Snapshot backend' })
