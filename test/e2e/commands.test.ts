@@ -373,3 +373,27 @@ describe('stowage prune', () => {
     }
   }, T);
 });
+
+describe('mistakes a new user makes get the cause and a suggestion', () => {
+  let work: WorkDir;
+  beforeAll(async () => {
+    work = await makeWorkDir({ Dockerfile: 'FROM busybox AS build\nRUN echo x > /x\nFROM scratch\nCOPY --from=bulid /x /x\n' });
+  }, T);
+  afterAll(async () => {
+    await work?.rm();
+  }, T);
+
+  test('a mistyped command, output type, output key, -f file and --from stage', async () => {
+    const cmd = await runStowage(['biuld', '.'], { cwd: work.dir });
+    expect({ code: cmd.code, first: cmd.stderr.split('\n')[0] }).toEqual({ code: 2, first: 'error: unknown command "biuld" (did you mean build?)' });
+    const type = await runStowage(['build', '--root', work.root, '-o', 'type=ocii,dest=x.tar', '.'], { cwd: work.dir });
+    expect(type.stderr).toMatch(/^error: -o type=ocii,dest=x\.tar: unknown output type "ocii" \(did you mean oci\?\)/m);
+    const key = await runStowage(['build', '--root', work.root, '-o', 'type=oci,dets=x.tar', '.'], { cwd: work.dir });
+    expect(key.stderr).toMatch(/unknown key "dets" for type=oci \(did you mean dest\?\)/);
+    const file = await runStowage(['build', '--root', work.root, '-f', 'Dockerfil', '-o', 'type=oci,dest=x.tar', '.'], { cwd: work.dir });
+    expect({ code: file.code, error: file.stderr.trim().split('\n').at(-1) }).toEqual({ code: 1, error: `error: Dockerfile not found: ${work.path('Dockerfil')} does not exist` });
+    const from = await runStowage(['build', '--root', work.root, '--registry-mirror', `docker.io=${testEnv().registry}`, '-o', 'type=oci,dest=x.tar', '.'], { cwd: work.dir });
+    expect(from.code).toBe(1);
+    expect(from.stderr).toMatch(/^error: Dockerfile:4: no stage named "bulid" \(did you mean build\?\), and no image bulid could be pulled: /m);
+  }, T);
+});

@@ -138,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
     .command(pruneCommand)
     .command(versionCommand)
     .demandCommand(1, 'give a command, e.g. stowage build .')
+    .recommendCommands()
     .strict()
     .version(VERSION_LINE)
     .help()
@@ -145,7 +146,10 @@ async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`error: ${msg}\nRun "stowage --help" for usage.\n`);
+      // yargs' recommendCommands says only "Did you mean build?": name what was not understood first.
+      const typed = process.argv.slice(2).find((a) => !a.startsWith('-'));
+      const text = /^Did you mean /.test(msg) && typed !== undefined ? `unknown command "${typed}" (did you mean ${msg.slice('Did you mean '.length).replace(/\?$/, '')}?)` : msg;
+      process.stderr.write(`error: ${text}\nRun "stowage --help" for usage.\n`);
       process.exit(2);
     })
     .parseAsync();

@@ -1,3 +1,4 @@
+import { didYouMean } from '../suggest.js';
 import { parseReference } from '@stowage/registry-client';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { basename, resolve as resolvePath } from 'node:path';
@@ -98,11 +99,13 @@ export function parseOutput(value: string): OutputSpec {
     throw new InvalidOptionError(`-o ${value}: output type "image" (the image store of a daemon) is not supported; use type=registry to push (supported: ${OUTPUT_TYPES.join(', ')})`);
   }
   if (!(OUTPUT_TYPES as readonly string[]).includes(type)) {
-    throw new InvalidOptionError(`-o ${value}: output type "${type}" is not supported yet (supported: ${OUTPUT_TYPES.join(', ')})`);
+    // buildx's own type stowage lacks, or a typo.
+    if (type === 'cacheonly') throw new InvalidOptionError(`-o ${value}: output type "${type}" is not supported yet (supported: ${OUTPUT_TYPES.join(', ')})`);
+    throw new InvalidOptionError(`-o ${value}: unknown output type "${type}"${didYouMean(type, OUTPUT_TYPES)} (supported: ${OUTPUT_TYPES.join(', ')})`);
   }
   const ty = type as OutputType;
   for (const key of [...fields.keys(), ...(names.length > 0 ? ['name'] : [])]) {
-    if (!KEYS[ty].includes(key)) throw new InvalidOptionError(`-o ${value}: unknown key "${key}" for type=${ty} (known: ${KEYS[ty].join(', ')})`);
+    if (!KEYS[ty].includes(key)) throw new InvalidOptionError(`-o ${value}: unknown key "${key}" for type=${ty}${didYouMean(key, KEYS[ty])} (known: ${KEYS[ty].join(', ')})`);
   }
   if (ty === 'registry') {
     const push = fields.get('push');

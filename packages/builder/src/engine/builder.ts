@@ -26,7 +26,7 @@ import { ArchiveError } from './archive.js';
 import { prepareAddSources, refuseRemoteForCopy, toBuildError, type AddSources } from './add-remote.js';
 import { redactUrl, redactUrlsIn } from './redact-url.js';
 import { EnvList, DEFAULT_PATH, addHistory, cloneConfig, containerConfig, exposedPorts, PortSpecError, scratchConfig } from './image-config.js';
-import { planBuild, type BuildPlan, type PlannedStage, type Source } from './plan.js';
+import { planBuild, stageNamedLike, type BuildPlan, type PlannedStage, type Source } from './plan.js';
 import { formatPlatform, platformArgs, parsePlatform } from './platform.js';
 import { BuildArgScope } from './args.js';
 import { availableParallelism } from 'node:os';
@@ -176,7 +176,11 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     text = await readBounded(await realpathWithin(dockerfilePath, dirname(dockerfilePath)), MAX_DOCKERFILE_BYTES + 1);
   } catch (err) {
     if (err instanceof LinkEscapeError) throw new BuildError('E_DOCKERFILE_LINK', `Dockerfile: ${err.message}`);
-    throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    // The cause in words first; the path as the OS saw it (relative -f paths are resolved from the current directory).
+    if (code === 'ENOENT') throw new BuildError('E_DOCKERFILE_NOT_FOUND', `Dockerfile not found: ${dockerfilePath} does not exist${opts.dockerfile === undefined ? ' (give another with -f)' : ''}`);
+    if (code === 'EISDIR') throw new BuildError('E_DOCKERFILE_NOT_FOUND', `Dockerfile not found: ${dockerfilePath} is a directory`);
+    throw new BuildError('E_DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${dockerfilePath}: ${code ?? (err as Error).message}`);
   }
   const df = withFile(() => parseInstructions(text, { file }), file);
   // `<Dockerfile>.dockerignore` beside the Dockerfile, else `.dockerignore` at the context root.
@@ -497,7 +501,12 @@ class Engine {
         let run = this.imageRuns.get(key);
         if (!run) {
           run = this.ctx.steps.run(() => this.pullImage(src.ref, platform)).catch((err: unknown) => {
-            const located = err instanceof Error ? withLocation(err, { file: this.ctx.file, line }) : err;
+            const stage = stageNamedLike(this.ctx.df, src.ref);
+            // A typo of a stage name is the likelier cause than the registry's answer: say it first.
+            const cause = stage !== undefined && err instanceof Error
+              ? new StageNotFoundError(`no stage named "${src.ref}" (did you mean ${stage}?), and no image ${src.ref} could be pulled: ${err.message}`)
+              : err;
+            const located = cause instanceof Error ? withLocation(cause, { file: this.ctx.file, line }) : cause;
             this.fail(located);
             throw located;
           });

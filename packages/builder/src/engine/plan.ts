@@ -1,3 +1,4 @@
+import { closest, didYouMean } from '../suggest.js';
 import { parseReference } from '@stowage/registry-client';
 import type { DockerfileInstructions, Stage } from '../frontend/index.js';
 import { ShellLex } from '../frontend/index.js';
@@ -105,7 +106,7 @@ export function planBuild(df: DockerfileInstructions, metaEnv: Record<string, st
     const found = byName.get(target.toLowerCase());
     if (found === undefined) {
       const names = df.stages.map(stageLabel).join(', ');
-      throw new StageNotFoundError(`target stage "${target}" could not be found; the stages are: ${names}`);
+      throw new StageNotFoundError(`target stage "${target}" could not be found${didYouMean(target.toLowerCase(), stageNames(df))}; the stages are: ${names}`);
     }
     targetIndex = found;
   }
@@ -120,4 +121,20 @@ export function planBuild(df: DockerfileInstructions, metaEnv: Record<string, st
   };
   visit(targetIndex);
   return { stages, target: targetIndex, order };
+}
+
+/** The names given with `AS`, lowercased as they are matched. */
+function stageNames(df: DockerfileInstructions): string[] {
+  return df.stages.flatMap((s) => (s.name !== undefined ? [s.name.toLowerCase()] : []));
+}
+
+/**
+ * A stage name that `ref` looks like a typo of, when `ref` is a bare name
+ * (no registry, path, tag or digest): `COPY --from=bulid` is pulled as the
+ * image docker.io/library/bulid, as BuildKit does, but when that fails the
+ * error should say what was probably meant.
+ */
+export function stageNamedLike(df: DockerfileInstructions, ref: string): string | undefined {
+  if (/[/:@.]/.test(ref)) return undefined;
+  return closest(ref.toLowerCase(), stageNames(df));
 }

@@ -15,6 +15,7 @@ import type {
 } from './commands.js';
 import { parseGoDuration } from './duration.js';
 import { DockerfileParseError, excerpt } from './errors.js';
+import { didYouMean } from '../suggest.js';
 import { chompHeredocContent, parseHeredocMarker } from './heredoc.js';
 import { parse } from './parser.js';
 
@@ -437,26 +438,5 @@ function parseOnbuild(req: Request): Command {
 
 /** ` (did you mean COPY?)` for a near-miss keyword, else ''. */
 function suggestInstruction(keyword: string): string {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of INSTRUCTIONS) {
-    const d = editDistance(keyword, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best === undefined ? '' : ` (did you mean ${best}?)`;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
+  return didYouMean(keyword, INSTRUCTIONS);
 }

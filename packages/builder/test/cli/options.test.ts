@@ -72,6 +72,8 @@ describe('parseOutput', () => {
   test('an unknown type names the supported ones', () => {
     const err = optionError(() => parseOutput('type=cacheonly,dest=x'));
     expect(err.message).toBe('-o type=cacheonly,dest=x: output type "cacheonly" is not supported yet (supported: oci, docker, local, tar, registry)');
+    expect(() => parseOutput('type=ocii,dest=x')).toThrow('-o type=ocii,dest=x: unknown output type "ocii" (did you mean oci?) (supported: oci, docker, local, tar, registry)');
+    expect(() => parseOutput('type=oci,dets=x')).toThrow(/unknown key "dets" for type=oci \(did you mean dest\?\)/);
   });
 
   test('type=registry: names optional and repeatable, push=true accepted, no dest', () => {

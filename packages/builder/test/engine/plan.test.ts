@@ -1,5 +1,5 @@
 import { parseInstructions } from '../../src/frontend/index.js';
-import { planBuild, type BuildPlan } from '../../src/engine/plan.js';
+import { planBuild, stageNamedLike, type BuildPlan } from '../../src/engine/plan.js';
 import { BuildError } from '../../src/errors.js';
 
 function plan(text: string, target?: string, metaEnv: Record<string, string> = {}): BuildPlan {
@@ -179,5 +179,17 @@ describe('planBuild', () => {
   test('a Dockerfile without FROM is rejected', () => {
     const err = failure(() => planBuild({ stages: [], metaArgs: [], escapeToken: '\\' } as never, {}, 'Dockerfile'));
     expect(err.code).toBe('E_DOCKERFILE_PARSE');
+  });
+});
+
+describe('a mistyped stage name', () => {
+  const df = parseInstructions('FROM busybox AS build\nRUN true\nFROM busybox AS runtime\nCOPY --from=bulid /x /x\n');
+  test('--target suggests the stage', () => {
+    expect(failure(() => planBuild(df, {}, 'Dockerfile', 'bulid')).message).toMatch(/^target stage "bulid" could not be found \(did you mean build\?\); the stages are: build, runtime$/);
+  });
+  test('a bare --from name close to a stage is recognised; references with registry, tag or path are not', () => {
+    expect(stageNamedLike(df, 'bulid')).toBe('build');
+    expect(stageNamedLike(df, 'Runtme')).toBe('runtime');
+    for (const ref of ['bulid:1', 'library/bulid', 'reg.io/build', 'alpine']) expect({ ref, stage: stageNamedLike(df, ref) }).toEqual({ ref, stage: undefined });
   });
 });
