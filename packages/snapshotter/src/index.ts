@@ -101,7 +101,6 @@
 export { applyLayer, applyLayerFile, type ApplyOptions, type ApplyResult } from './apply.js';
 export { type Owner, type OwnerRecords } from './owners.js';
 export { Snapshotter, type OpenOptions, type SnapshotInfo, type Usage } from './snapshotter.js';
-export { isProcessAlive, processStartTime } from './proc.js';
 export { findExecutable } from './which.js';
 export { diskUsage } from './native.js';
 export { hasXattrTools, readXattrsOf, readXattrsRecursive, setXattr } from './xattr.js';

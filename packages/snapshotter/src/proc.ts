@@ -1,4 +1,10 @@
-/** Process liveness, for telling a crashed run's leftovers from a live sibling's. */
+/**
+ * Process liveness, for telling a crashed run's leftovers from a live sibling's.
+ * Internal to the snapshotter (which depends on no other workspace package);
+ * the builder uses registry-client's synchronous `isProcessAlive`. Not
+ * exported: two functions of one name, one returning a Promise, made
+ * `!isProcessAlive(pid)` compile and always be false with the wrong import.
+ */
 import { readFile } from 'node:fs/promises';
 
 /** Start time of `pid` (clock ticks since boot, field 22 of /proc/<pid>/stat), or undefined if gone. */

@@ -16,7 +16,7 @@
 import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isProcessAlive, processStartTime } from '@stowage/snapshotter';
+import { isProcessAlive, processStartTime } from '@stowage/registry-client';
 import { BuildError } from '../errors.js';
 
 export const PRUNE_LOCK = 'prune.lock';
@@ -29,7 +29,7 @@ interface Owner {
 }
 
 async function ownerText(): Promise<string> {
-  return `${process.pid} ${(await processStartTime(process.pid)) ?? ''}\n`;
+  return `${process.pid} ${processStartTime(process.pid) ?? ''}\n`;
 }
 
 function parseOwner(text: string): Owner | undefined {
@@ -50,7 +50,7 @@ async function readOwner(path: string): Promise<Owner | undefined> {
 export async function livePruneHolder(root: string): Promise<Owner | undefined> {
   const owner = await readOwner(join(root, PRUNE_LOCK));
   if (owner === undefined || owner.pid === process.pid) return undefined;
-  return (await isProcessAlive(owner.pid, owner.start)) ? owner : undefined;
+  return isProcessAlive(owner.pid, owner.start) ? owner : undefined;
 }
 
 /** Live processes (other than this one) holding a lease on `root`. */
@@ -61,7 +61,7 @@ export async function liveLeases(root: string): Promise<number[]> {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     const pid = Number(name);
     const owner = await readOwner(join(dir, name));
-    if (await isProcessAlive(pid, owner?.pid === pid ? owner.start : undefined)) out.push(pid);
+    if (isProcessAlive(pid, owner?.pid === pid ? owner.start : undefined)) out.push(pid);
     else await rm(join(dir, name), { force: true }); // a crashed build's lease
   }
   return out;
@@ -104,7 +104,7 @@ export async function acquireLease(root: string, onWait?: (prunePid: number) => 
 async function sweepDeadLeases(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    if ((await processStartTime(Number(name))) === undefined) await rm(join(dir, name), { force: true });
+    if (processStartTime(Number(name)) === undefined) await rm(join(dir, name), { force: true });
   }
 }
 
@@ -127,7 +127,7 @@ export async function acquirePruneLock(root: string, onWait?: (pids: number[]) =
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw err;
       }
       const owner = await readOwner(lock);
-      if (owner !== undefined && (await isProcessAlive(owner.pid, owner.start))) {
+      if (owner !== undefined && isProcessAlive(owner.pid, owner.start)) {
         throw new BuildError('E_PRUNE_RUNNING', `another stowage prune (pid ${owner.pid}) is running on ${root}`);
       }
       await rm(lock, { force: true }); // left by a prune that died

@@ -5,7 +5,8 @@ import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContentStore } from '@stowage/registry-client';
-import { Snapshotter, processStartTime } from '@stowage/snapshotter';
+import { Snapshotter } from '@stowage/snapshotter';
+import { processStartTime } from '@stowage/registry-client';
 import { BuildCache } from '../../src/engine/cache.js';
 import { ImageStore, type ImageRecord } from '../../src/engine/images.js';
 import { acquireLease, acquirePruneLock, LEASES_DIR, PRUNE_LOCK } from '../../src/engine/leases.js';
@@ -150,7 +151,7 @@ describe('leases and the prune lock', () => {
     await populate();
     const s = sleeper(1.5);
     await mkdir(join(root, LEASES_DIR), { recursive: true });
-    await writeFile(join(root, LEASES_DIR, String(s.child.pid)), `${s.child.pid} ${await processStartTime(s.child.pid!)}\n`);
+    await writeFile(join(root, LEASES_DIR, String(s.child.pid)), `${s.child.pid} ${processStartTime(s.child.pid!)}\n`);
     const dead = await deadPid();
     await writeFile(join(root, LEASES_DIR, String(dead)), `${dead} 1\n`);
     const log: string[] = [];
@@ -175,7 +176,7 @@ describe('leases and the prune lock', () => {
 
   test('a build waits while a live prune holds the lock; a second prune fails with E_PRUNE_RUNNING', async () => {
     const s = sleeper(1.5);
-    await writeFile(join(root, PRUNE_LOCK), `${s.child.pid} ${await processStartTime(s.child.pid!)}\n`);
+    await writeFile(join(root, PRUNE_LOCK), `${s.child.pid} ${processStartTime(s.child.pid!)}\n`);
     await expect(acquirePruneLock(root)).rejects.toMatchObject({ code: 'E_PRUNE_RUNNING', message: expect.stringContaining(`pid ${s.child.pid}`) });
     const told: number[] = [];
     const started = Date.now();
@@ -196,7 +197,7 @@ describe('leases and the prune lock', () => {
     const dead = await deadPid();
     const s = sleeper(30);
     await writeFile(join(root, LEASES_DIR, String(dead)), `${dead} 1\n`);
-    await writeFile(join(root, LEASES_DIR, String(s.child.pid)), `${s.child.pid} ${await processStartTime(s.child.pid!)}\n`);
+    await writeFile(join(root, LEASES_DIR, String(s.child.pid)), `${s.child.pid} ${processStartTime(s.child.pid!)}\n`);
     // Reused pid (other start time): may be a new build about to write its lease under that name.
     await writeFile(join(root, LEASES_DIR, String(process.ppid)), `${process.ppid} 1\n`);
     const release = await acquireLease(root);
